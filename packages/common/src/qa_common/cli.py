@@ -1,0 +1,153 @@
+"""The ``squad-qa`` command: train, evaluate, benchmark and score, for every installed architecture.
+
+    squad-qa train bert_qa --preset tiny --epochs 1 --register false
+    squad-qa evaluate models:/squad-qa@champion data/sample/validation-v2.0-sample.json
+    squad-qa score DATA.json PREDICTIONS.json --na-prob-file NA_PROBS.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from qa_common.cli_score import add_score_parser, run_score
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_key_values(tokens: list[str]) -> dict[str, str]:
+    """``--some-key value`` pairs (also ``--some_key=value``) into {"some_key": "value"}."""
+    values: dict[str, str] = {}
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if not token.startswith("--"):
+            raise UsageError(f"unexpected argument {token!r}; settings are given as --key value")
+        key, has_value, value = token[2:].partition("=")
+        if not has_value:
+            if index + 1 >= len(tokens):
+                raise UsageError(f"--{key} needs a value")
+            value = tokens[index + 1]
+            index += 1
+        # MLproject passes "" for parameters left at their default: the preset's value then stands.
+        if value != "":
+            values[key.replace("-", "_")] = value
+        index += 1
+    return values
+
+
+def _train(args, extra: list[str]) -> int:
+    from qa_common.jobs.train import run_job
+
+    run_job(args.arch, args.preset, parse_key_values(extra))
+    return 0
+
+
+def _load(model: str, runtime: str):
+    from qa_common.adapter import load_model
+    from qa_common.tracking.models import resolve_model_directory
+    from qa_common.tracking.runs import configure_tracking
+
+    configure_tracking()
+    directory, run_id = resolve_model_directory(model)
+    loaded, info = load_model(directory, runtime=runtime)
+    if runtime == "torch":
+        import torch
+
+        loaded.to("cuda" if torch.cuda.is_available() else "cpu")
+    return loaded, info, directory, run_id
+
+
+def _evaluate(args, extra: list[str]) -> int:
+    from qa_common.data.readers import load_squad
+    from qa_common.jobs.evaluate import evaluate
+
+    if extra:
+        raise UsageError(f"unexpected arguments {extra}")
+    examples = load_squad(args.data, skip_invalid=args.skip_invalid).examples
+    model, info, _, _ = _load(args.model, args.runtime)
+    threshold = info.no_answer_threshold if args.no_answer_threshold is None else args.no_answer_threshold
+    result = evaluate(model, examples, threshold, batch_size=args.batch_size, progress=True)
+    if args.predictions_out:
+        Path(args.predictions_out).write_text(json.dumps(result.predictions, indent=2))
+    print(json.dumps(result.scores, indent=2))
+    return 0
+
+
+def _benchmark(args, extra: list[str]) -> int:
+    from qa_common.data.readers import load_squad
+    from qa_common.jobs.benchmark import benchmark_model, directory_size_bytes
+    from qa_common.tracking.models import log_metrics_to_run
+
+    if extra:
+        raise UsageError(f"unexpected arguments {extra}")
+    examples = load_squad(args.data).examples[: args.examples]
+    figures_by_runtime = {}
+    for runtime in args.runtime.split(","):
+        model, _, directory, run_id = _load(args.model, runtime)
+        figures = benchmark_model(model, examples, batch_size=args.batch_size)
+        figures["model_size_bytes"] = directory_size_bytes(directory)
+        figures_by_runtime[runtime] = figures
+        if run_id and args.log_to_run:
+            log_metrics_to_run(run_id, {f"bench_{runtime}_{k}": v for k, v in figures.items()})
+    print(json.dumps(figures_by_runtime, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="squad-qa", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train, evaluate, export, benchmark, log and register a model")
+    train.add_argument("arch", help="architecture (an installed adapter, e.g. bert_qa)")
+    train.add_argument("--preset", default=None, help="named preset of the architecture's config")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser("evaluate", help="score a saved or logged model on a SQuAD file")
+    evaluate.add_argument("model", help="model directory or MLflow model URI (models:/squad-qa@champion)")
+    evaluate.add_argument("data", help="SQuAD JSON, JSONL or hub:squad_v2[:split]")
+    evaluate.add_argument("--runtime", default="torch", choices=["torch", "onnx"])
+    evaluate.add_argument("--batch-size", type=int, default=64)
+    evaluate.add_argument("--no-answer-threshold", type=float, default=None,
+                          help="override the calibrated threshold stored with the model")
+    evaluate.add_argument("--predictions-out", default=None)
+    evaluate.add_argument("--skip-invalid", action="store_true")
+    evaluate.set_defaults(handler=_evaluate)
+
+    benchmark = commands.add_parser("benchmark", help="speed and size figures of a saved or logged model")
+    benchmark.add_argument("model")
+    benchmark.add_argument("data")
+    benchmark.add_argument("--runtime", default="torch", help="comma-separated: torch,onnx")
+    benchmark.add_argument("--examples", type=int, default=200)
+    benchmark.add_argument("--batch-size", type=int, default=32)
+    benchmark.add_argument("--log-to-run", action=argparse.BooleanOptionalAction, default=True)
+    benchmark.set_defaults(handler=_benchmark)
+
+    add_score_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "score":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return run_score(args)
+    from qa_common.config import ConfigError
+    from qa_common.data.readers import SquadFormatError
+
+    try:
+        return args.handler(args, extra)
+    except (UsageError, ConfigError, SquadFormatError, KeyError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and error.args else error
+        print(f"squad-qa {args.command}: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

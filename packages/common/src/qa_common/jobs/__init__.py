@@ -1,0 +1,1 @@
+"""The jobs every architecture shares: train (with evaluation, export, registration), evaluate, benchmark."""

@@ -1,0 +1,320 @@
+"""The one training job of every architecture: train, calibrate, evaluate, export, benchmark, log, register.
+
+    squad-qa train bert_qa --preset tiny --epochs 1
+
+Data is read and validated before any run exists, so bad input leaves no run behind. Training runs on HF
+``Trainer`` (mixed precision on GPU, checkpoints, resume, progress bars, seeds). A job killed mid-training
+and started again with the same ``output_dir`` resumes from its last checkpoint into the same MLflow run.
+The model is registered only after everything it is registered with exists.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from qa_common.adapter import Adapter, ModelInfo, adapter_class_path, get_adapter, load_model
+from qa_common.config import build_config, config_to_dict, split_overrides
+from qa_common.data.examples import SquadExample
+from qa_common.data.readers import LoadedSquad, load_squad, split_by_article
+from qa_common.jobs.benchmark import benchmark_model, directory_size_bytes
+from qa_common.jobs.evaluate import DEFAULT_NO_ANSWER_THRESHOLD, calibrate_threshold, evaluate, score_table
+
+REPO_SAMPLE = Path("data/sample")
+
+
+@dataclass
+class JobConfig:
+    """Settings of the shared job; architecture settings live in each adapter's own config."""
+
+    train_data: str = str(REPO_SAMPLE / "train-v2.0-sample.json")
+    eval_data: str = str(REPO_SAMPLE / "validation-v2.0-sample.json")
+    calibration_data: str | None = None
+    calibration_articles: int = 3
+    max_train_examples: int | None = None
+    max_eval_examples: int | None = None
+    skip_invalid: bool = False
+    epochs: float = 3.0
+    max_steps: int = -1
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    lr_scheduler: str = "linear"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    seed: int = 42
+    dataloader_workers: int = 0
+    save_steps: int = 200
+    logging_steps: int = 10
+    output_dir: str | None = None
+    resume: bool = True
+    experiment: str = "squad-qa"
+    run_name: str | None = None
+    threshold_metric: Literal["f1", "exact"] = "f1"
+    register: bool = True
+    registered_model: str = "squad-qa"
+    promote: bool = True
+    export_onnx: bool = True
+    benchmark: bool = True
+    benchmark_examples: int = 100
+    system_metrics: bool = True
+
+
+@dataclass
+class JobData:
+    train: list[SquadExample]
+    calibration: list[SquadExample]
+    evaluation: list[SquadExample]
+    calibration_source: str
+    skipped: int
+
+
+def _sources(sources: str) -> list[str]:
+    return [part.strip() for part in sources.split(",") if part.strip()]
+
+
+def _load_many(sources: str | list[str], job: JobConfig) -> tuple[list[SquadExample], int]:
+    examples: list[SquadExample] = []
+    skipped = 0
+    for source in _sources(sources) if isinstance(sources, str) else sources:
+        loaded: LoadedSquad = load_squad(source, skip_invalid=job.skip_invalid)
+        if loaded.num_skipped:
+            print(f"{source}: skipped {loaded.num_skipped} invalid record(s)", file=sys.stderr)
+        examples.extend(loaded.examples)
+        skipped += loaded.num_skipped
+    return examples, skipped
+
+
+def load_job_data(job: JobConfig) -> JobData:
+    """Read and validate every dataset; the calibration set never comes from the evaluation data.
+
+    Without ``calibration_data``, ``calibration_articles`` whole articles of the first training source are
+    held out for calibration (the first source should be SQuAD 2.0-style, with unanswerable questions).
+    """
+    first, *others = _sources(job.train_data)
+    train, skipped = _load_many([first], job)
+    evaluation, eval_skipped = _load_many(job.eval_data, job)
+    if job.calibration_data:
+        calibration, calibration_skipped = _load_many(job.calibration_data, job)
+        calibration_source = job.calibration_data
+    elif job.calibration_articles > 0:
+        train, calibration = split_by_article(train, job.calibration_articles, job.seed)
+        calibration_skipped = 0
+        calibration_source = f"{job.calibration_articles} articles of {Path(first).name} held out (seed {job.seed})"
+    else:
+        calibration, calibration_skipped, calibration_source = [], 0, "none"
+    more_train, more_skipped = _load_many(others, job)
+    train, skipped = train + more_train, skipped + more_skipped
+    overlap = {example.id for example in evaluation} & {example.id for example in calibration}
+    if overlap:
+        raise ValueError(f"calibration data shares {len(overlap)} question id(s) with the evaluation data")
+    if job.max_train_examples:
+        train = train[: job.max_train_examples]
+    if job.max_eval_examples:
+        evaluation = evaluation[: job.max_eval_examples]
+    return JobData(train, calibration, evaluation, calibration_source, skipped + eval_skipped + calibration_skipped)
+
+
+def examples_frame(examples: list[SquadExample]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "id": [e.id for e in examples],
+        "title": [e.title for e in examples],
+        "question": [e.question for e in examples],
+        "context": [e.context for e in examples],
+        "answers": [json.dumps([a.text for a in e.answers]) for e in examples],
+    })
+
+
+def _precision_flags(precision: str) -> dict[str, bool]:
+    import torch
+
+    if precision == "auto":
+        cuda = torch.cuda.is_available()
+        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else ("fp16" if cuda else "fp32")
+    return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+
+
+def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, callbacks: list) -> dict[str, float]:
+    """Fine-tune ``model.module`` with HF Trainer, resuming from the newest checkpoint in ``checkpoint_dir``."""
+    from transformers import Trainer, TrainingArguments
+    from transformers.trainer_utils import get_last_checkpoint
+
+    arguments = TrainingArguments(
+        output_dir=str(checkpoint_dir),
+        num_train_epochs=job.epochs,
+        max_steps=job.max_steps,
+        per_device_train_batch_size=job.batch_size,
+        gradient_accumulation_steps=job.gradient_accumulation_steps,
+        learning_rate=job.learning_rate,
+        weight_decay=job.weight_decay,
+        warmup_steps=job.warmup_ratio,
+        lr_scheduler_type=job.lr_scheduler,
+        logging_steps=job.logging_steps,
+        save_strategy="steps",
+        save_steps=job.save_steps,
+        save_total_limit=2,
+        seed=job.seed,
+        data_seed=job.seed,
+        dataloader_num_workers=job.dataloader_workers,
+        report_to="none",
+        remove_unused_columns=False,
+        **_precision_flags(job.precision),
+    )
+    trainer = Trainer(
+        model=model.module,
+        args=arguments,
+        train_dataset=model.training_dataset(data.train),
+        data_collator=model.data_collator(),
+        callbacks=callbacks,
+    )
+    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.exists() else None
+    if last:
+        print(f"resuming from {last}", file=sys.stderr)
+    output = trainer.train(resume_from_checkpoint=last)
+    model.module.eval()
+    return {
+        "train_runtime_s": output.metrics.get("train_runtime", 0.0),
+        "train_features_per_s": output.metrics.get("train_samples_per_second", 0.0),
+        "train_loss_mean": output.metrics.get("train_loss", float("nan")),
+        "train_features": float(len(trainer.train_dataset)),
+        "train_steps": float(output.global_step),
+    }
+
+
+def _save(model, adapter: Adapter, model_config, directory: Path, threshold: float, threshold_source: str) -> None:
+    """Write the model and its info to a fresh directory, atomically replacing an older one."""
+    staging = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    model.save(staging)
+    ModelInfo(adapter=adapter.name, adapter_class=adapter_class_path(adapter), config=config_to_dict(model_config),
+              no_answer_threshold=threshold, threshold_source=threshold_source,
+              runtimes=["torch"]).write(staging)
+    shutil.rmtree(directory, ignore_errors=True)
+    staging.replace(directory)
+
+
+def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Run the whole job for one architecture and preset; returns the run id, metrics and registration."""
+    from qa_common.tracking import models as tracked_models
+    from qa_common.tracking import runs
+
+    adapter = get_adapter(adapter_name)
+    job_overrides, model_overrides = split_overrides(JobConfig, overrides)
+    job = build_config(JobConfig, job_overrides)
+    preset = preset or adapter.default_preset
+    model_config = adapter.config(preset, model_overrides)
+    data = load_job_data(job)
+
+    output_dir = Path(job.output_dir or f"outputs/{adapter_name}-{preset}")
+    checkpoint_dir, model_dir = output_dir / "checkpoints", output_dir / "model"
+    runs.configure_tracking()
+    state = runs.read_job_state(output_dir)
+    resume_run_id = None
+    if job.resume and state.get("status") == "training" and runs.run_exists(state["run_id"]):
+        resume_run_id = state["run_id"]
+        print(f"resuming MLflow run {resume_run_id}", file=sys.stderr)
+    else:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+    tags = {"adapter": adapter_name, "preset": preset}
+    with runs.job_run(job.experiment, run_name=job.run_name or f"{adapter_name}-{preset}",
+                      resume_run_id=resume_run_id, tags=tags, system_metrics=job.system_metrics) as run_id:
+        runs.write_job_state(output_dir, status="training", run_id=run_id)
+        runs.log_params({"adapter": adapter_name, "preset": preset, **config_to_dict(job),
+                         **{f"model.{k}": v for k, v in config_to_dict(model_config).items()},
+                         "calibration_source": data.calibration_source, "skipped_records": data.skipped})
+        runs.log_dataset(examples_frame(data.train), source=job.train_data, name="train", context="training")
+        if data.calibration:
+            runs.log_dataset(examples_frame(data.calibration), source=data.calibration_source,
+                             name="calibration", context="calibration")
+        eval_digest = runs.log_dataset(examples_frame(data.evaluation), source=job.eval_data, name="evaluation",
+                                       context="evaluation")
+        runs.set_tags({"eval_data_digest": eval_digest})
+
+        model = adapter.build(model_config)
+        counts = model.parameter_counts()
+        runs.log_metrics({"parameters_total": counts.total, "parameters_trainable": counts.trainable})
+        training = train_model(model, data, job, checkpoint_dir, [runs.MlflowStepLogger()])
+        runs.log_metrics(training)
+
+        if data.calibration:
+            threshold, calibration_scores = calibrate_threshold(
+                model, data.calibration, metric=job.threshold_metric, batch_size=job.eval_batch_size)
+            threshold_source = f"best {job.threshold_metric} on {data.calibration_source}"
+            runs.log_metrics({f"calibration_{k}": v for k, v in calibration_scores.items()
+                              if k in ("exact", "f1", "HasAns_f1", "NoAns_exact")})
+        else:
+            threshold, threshold_source = DEFAULT_NO_ANSWER_THRESHOLD, "default (no calibration data)"
+        runs.log_metrics({"no_answer_threshold": threshold})
+        runs.set_tags({"threshold_source": threshold_source})
+
+        result = evaluate(model, data.evaluation, threshold, batch_size=job.eval_batch_size, progress=True)
+        metrics = result.metrics()
+        runs.log_metrics(metrics)
+        runs.log_json(result.predictions, "evaluation/predictions.json")
+        runs.log_json({qid: p.text for qid, p in result.raw.items()}, "evaluation/predictions_answer_all.json")
+        runs.log_json(result.no_answer_probabilities, "evaluation/na_probs.json")
+        runs.log_json(result.scores, "evaluation/scores.json")
+        runs.log_json(result.answer_all_scores, "evaluation/scores_answer_all.json")
+
+        _save(model, adapter, model_config, model_dir, threshold, threshold_source)
+        counts = model.parameter_counts()
+        sizes = {"parameters_non_zero": counts.non_zero, "model_size_bytes": directory_size_bytes(model_dir)}
+        runtimes = ["torch"]
+        if job.export_onnx and "onnx" in adapter.supported_runtimes():
+            parity = model.export_onnx(model_dir, data.evaluation[:64])
+            runs.log_metrics(parity)
+            if parity["onnx_max_abs_logit_diff"] > 1e-3:
+                raise RuntimeError(f"ONNX export disagrees with PyTorch: max |logit diff| "
+                                   f"{parity['onnx_max_abs_logit_diff']:.2e} > 1e-3")
+            runtimes.append("onnx")
+            info = ModelInfo.read(model_dir)
+            info.runtimes = runtimes
+            info.write(model_dir)
+        runs.log_metrics(sizes)
+
+        if job.benchmark:
+            bench_examples = data.evaluation[: job.benchmark_examples]
+            for runtime in runtimes:
+                bench_model = model if runtime == "torch" else load_model(model_dir, runtime=runtime)[0]
+                figures = benchmark_model(bench_model, bench_examples, batch_size=job.eval_batch_size)
+                runs.log_metrics({f"bench_{runtime}_{key}": value for key, value in figures.items()})
+
+        example_input = [{"question": e.question, "context": e.context} for e in data.evaluation[:2]]
+        model_uri = tracked_models.log_qa_model(model_dir, name="model", adapter_class=adapter_class_path(adapter),
+                                                input_example=example_input)
+        if "onnx" in runtimes:
+            tracked_models.log_qa_model(model_dir, name="model_onnx", adapter_class=adapter_class_path(adapter),
+                                        runtime="onnx", input_example=example_input)
+        registration = None
+        if job.register:
+            version_tags = {**{k: metrics[k] for k in ("exact", "f1", "HasAns_f1", "NoAns_exact") if k in metrics},
+                            "eval_data_digest": eval_digest, "adapter": adapter_name, "preset": preset,
+                            "no_answer_threshold": threshold, "runtimes": ",".join(runtimes)}
+            version = tracked_models.register(model_uri, job.registered_model, version_tags)
+            registration = {"name": job.registered_model, "version": version}
+            if job.promote:
+                decision = tracked_models.promote_if_better(job.registered_model, version)
+                registration.update(promoted=decision.promoted, reason=decision.reason)
+            runs.set_tags({"registered_version": version})
+        runs.write_job_state(output_dir, status="done", run_id=run_id)
+
+    print(score_table({"calibrated": result.scores, "answer everything": result.answer_all_scores},
+                      ["exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "total"]))
+    print(f"no-answer threshold {threshold:.4f} ({threshold_source})")
+    if registration:
+        print(f"registered {registration['name']} version {registration['version']}"
+              + (f"; {'promoted to champion' if registration.get('promoted') else 'not promoted'}: "
+                 f"{registration.get('reason')}" if "reason" in registration else ""))
+    print(f"MLflow run {run_id}; model {model_uri}")
+    return {"run_id": run_id, "metrics": metrics, "registration": registration, "model_uri": model_uri,
+            "model_dir": str(model_dir), "threshold": threshold}

@@ -1,0 +1,33 @@
+"""The MLflow pyfunc wrapper of the served contract (qa_common.serving), shared by every architecture."""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from qa_common.serving import OUTPUT_FIELDS, InvalidRequestError, QAService
+
+
+class SquadQAPythonModel(mlflow.pyfunc.PythonModel):
+    """Loads the saved model from the ``model`` artifact on ``runtime`` ("torch" or "onnx").
+
+    ``mlflow.pyfunc.load_model(uri, model_config={"device": "cuda"})`` moves a PyTorch model to a device.
+    """
+
+    def __init__(self, runtime: str = "torch"):
+        self.runtime = runtime
+
+    def load_context(self, context):
+        config = context.model_config or {}
+        self.service = QAService.from_directory(
+            context.artifacts["model"], runtime=self.runtime, device=config.get("device")
+        )
+
+    def predict(self, context, model_input, params=None):
+        try:
+            answers = self.service.answer(model_input)
+        except InvalidRequestError as error:
+            raise MlflowException(f"invalid request: {error}", error_code=INVALID_PARAMETER_VALUE) from error
+        return pd.DataFrame(answers, columns=list(OUTPUT_FIELDS))

@@ -1,0 +1,105 @@
+"""MLflow runs of the shared job: one experiment, shared param/metric names, resumable runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from transformers import TrainerCallback
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "squad-qa"
+
+
+def configure_tracking() -> str:
+    """Use MLFLOW_TRACKING_URI when set, else the embedded SQLite store in the working directory."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+def run_exists(run_id: str) -> bool:
+    try:
+        mlflow.get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
+
+
+@contextmanager
+def job_run(experiment: str, *, run_name: str | None, resume_run_id: str | None, tags: Mapping[str, str],
+            system_metrics: bool = True) -> Iterator[str]:
+    """Start (or resume, with ``resume_run_id``) the job's run; a failure marks the run FAILED."""
+    configure_tracking()
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else run_name,
+                          log_system_metrics=system_metrics) as run:
+        mlflow.set_tags(dict(tags))
+        yield run.info.run_id
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log params, skipping ones an earlier attempt of a resumed run already logged with the same value."""
+    existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
+    fresh = {key: str(value) for key, value in params.items() if key not in existing}
+    changed = {key: (existing[key], str(value)) for key, value in params.items()
+               if key in existing and existing[key] != str(value)[:6000]}
+    if changed:
+        raise ValueError(f"resumed run was started with different settings: {changed}")
+    if fresh:
+        mlflow.log_params(fresh)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
+
+
+def log_json(payload: Any, artifact_file: str) -> None:
+    mlflow.log_dict(payload, artifact_file)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    mlflow.log_text(text, artifact_file)
+
+
+def log_dataset(frame: pd.DataFrame, *, source: str, name: str, context: str) -> str:
+    """Log a dataset input of the run; returns its digest (what the promotion gate compares)."""
+    dataset = mlflow.data.from_pandas(frame, source=source, name=name)
+    mlflow.log_input(dataset, context=context)
+    return dataset.digest
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    mlflow.set_tags({key: str(value) for key, value in tags.items()})
+
+
+class MlflowStepLogger(TrainerCallback):
+    """Logs the Trainer's per-step loss and learning rate to the active run (world process zero only)."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        renamed = {"loss": "train_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm"}
+        metrics = {renamed[key]: value for key, value in logs.items()
+                   if key in renamed and isinstance(value, (int, float))}
+        if metrics:
+            log_metrics(metrics, step=state.global_step)
+
+
+def read_job_state(output_dir: Path) -> dict[str, Any]:
+    path = Path(output_dir) / "job_state.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_job_state(output_dir: Path, **state: Any) -> None:
+    path = Path(output_dir) / "job_state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state))
+    temporary.replace(path)
