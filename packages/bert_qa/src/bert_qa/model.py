@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, BertConfig
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertConfig
 
 from bert_qa.config import BertQAConfig
 from qa_common.extractive import ExtractiveQAModel, OnnxRunner
@@ -75,14 +75,16 @@ def build_model(config: BertQAConfig) -> BertQAModel:
 
 def load_model(directory: Path, config: BertQAConfig, runtime: str = "torch") -> BertQAModel:
     """Load a saved model from ``directory`` (safetensors weights), on PyTorch or ONNX Runtime."""
+    directory = Path(directory)
+    if runtime not in ("torch", "onnx"):
+        raise ValueError(f"unknown runtime {runtime!r}; bert_qa runs on 'torch' or 'onnx'")
+    needed = ["tokenizer_config.json"] + (["model.onnx"] if runtime == "onnx" else ["config.json", "model.safetensors"])
+    missing = [name for name in needed if not (directory / name).exists()]
+    if missing:
+        what = "has no ONNX export (model.onnx)" if missing == ["model.onnx"] else f"lacks {', '.join(missing)}"
+        raise FileNotFoundError(f"{directory} {what}")
     tokenizer = AutoTokenizer.from_pretrained(directory, use_fast=True)
     if runtime == "onnx":
-        onnx_path = Path(directory) / "model.onnx"
-        if not onnx_path.exists():
-            raise FileNotFoundError(f"{directory} has no ONNX export (model.onnx)")
-        return BertQAModel(None, tokenizer, config, runner=OnnxRunner(onnx_path))
-    if runtime != "torch":
-        raise ValueError(f"unknown runtime {runtime!r}; bert_qa runs on 'torch' or 'onnx'")
-    AutoConfig.from_pretrained(directory)  # fails early with a clear message on a non-model directory
+        return BertQAModel(None, tokenizer, config, runner=OnnxRunner(directory / "model.onnx"))
     module = AutoModelForQuestionAnswering.from_pretrained(directory, use_safetensors=True).eval()
     return BertQAModel(module, tokenizer, config)

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args, extra)
-    except (UsageError, ConfigError, SquadFormatError, KeyError, FileNotFoundError) as error:
+    except (UsageError, ConfigError, SquadFormatError, ValueError, KeyError, FileNotFoundError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"squad-qa {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -91,8 +91,15 @@ class TorchRunner:
     def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         device = next(self.module.parameters()).device
         inputs = {key: torch.from_numpy(value).to(device, non_blocking=True) for key, value in batch.items()}
-        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            output = self.module(**inputs)
+        # A module fresh from build() or mid-training is in training mode: predictions must not use dropout.
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                        enabled=device.type == "cuda"):
+                output = self.module(**inputs)
+        finally:
+            self.module.train(was_training)
         return output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
 
 

@@ -43,7 +43,7 @@ def export_extractive_onnx(
     original_device = next(module.parameters()).device
     was_training = module.training
     module = module.to("cpu").float().eval()
-    wrapper = _LogitsOnly(module, input_names)
+    wrapper = _LogitsOnly(module, input_names).eval()
     sample = tuple(torch.from_numpy(sample_batch[name]) for name in input_names)
     # The dynamo exporter keeps batch and sequence symbolic; the legacy tracer froze transformers' mask code
     # to the sample's shapes (logits off by 0.4 on other shapes).

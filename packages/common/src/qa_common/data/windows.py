@@ -72,7 +72,8 @@ def make_windows(
             f"doc_stride ({doc_stride}) must be smaller than max_length ({max_length}) minus the question "
             f"budget ({max_question_length}) and special tokens"
         )
-    questions = _truncated_questions(tokenizer, [example.question.lstrip() for example in examples], max_question_length)
+    questions = [example.question.lstrip() for example in examples]
+    questions = _truncated_questions(tokenizer, questions, max_question_length)
     encoded = tokenizer(
         questions,
         [example.context for example in examples],

@@ -128,7 +128,8 @@ def decode_spans(
             start_char = int(offsets[feature, start_token, 0])
             end_char = int(offsets[feature, end_token, 1])
             probability = float(np.exp(start_log_probs[feature, start_token] + end_log_probs[feature, end_token]))
-            candidates.append(SpanCandidate(context[start_char:end_char], start_char, end_char, float(score), probability))
+            text = context[start_char:end_char]
+            candidates.append(SpanCandidate(text, start_char, end_char, float(score), probability))
 
     decodings = []
     for example in range(len(contexts)):

@@ -17,8 +17,9 @@ DEFAULT_NO_ANSWER_THRESHOLD = 0.5  # sigmoid(0): answer when the best span outsc
 class Evaluation:
     """Predictions and official scores of one model on one dataset.
 
-    ``scores`` are the official figures of the served predictions (threshold applied) with the no-answer
-    probabilities; ``answer_all_scores`` those of the best non-empty span for every question.
+    ``scores`` are the official figures at the calibrated threshold (the official script run on the best
+    non-empty spans with the no-answer probabilities and ``--na-prob-thresh``); ``answer_all_scores`` those
+    of answering every question. ``predictions`` are what the server answers (threshold applied).
     """
 
     raw: dict[str, RawPrediction]
@@ -53,8 +54,7 @@ def calibrate_threshold(model: QAModel, examples: Sequence[SquadExample], *, met
     raw = model.predict(examples, batch_size=batch_size, progress=progress)
     texts, probabilities = raw_outputs(raw)
     threshold = choose_no_answer_threshold(examples, texts, probabilities, metric=metric)
-    calibrated = apply_no_answer_threshold(texts, probabilities, threshold)
-    return threshold, score_predictions(examples, calibrated, probabilities)
+    return threshold, score_predictions(examples, texts, probabilities, no_answer_threshold=threshold)
 
 
 def evaluate(model: QAModel, examples: Sequence[SquadExample], no_answer_threshold: float, *,
@@ -67,7 +67,7 @@ def evaluate(model: QAModel, examples: Sequence[SquadExample], no_answer_thresho
         raw=raw,
         predictions=served,
         no_answer_probabilities=probabilities,
-        scores=score_predictions(examples, served, probabilities),
+        scores=score_predictions(examples, texts, probabilities, no_answer_threshold=no_answer_threshold),
         answer_all_scores=score_predictions(examples, texts, probabilities),
     )
 

@@ -113,9 +113,13 @@ def load_job_data(job: JobConfig) -> JobData:
         calibration, calibration_skipped, calibration_source = [], 0, "none"
     more_train, more_skipped = _load_many(others, job)
     train, skipped = train + more_train, skipped + more_skipped
-    overlap = {example.id for example in evaluation} & {example.id for example in calibration}
-    if overlap:
-        raise ValueError(f"calibration data shares {len(overlap)} question id(s) with the evaluation data")
+    calibration_ids = {example.id for example in calibration}
+    for name, others_ in (("evaluation", evaluation), ("training", train)):
+        overlap = calibration_ids & {example.id for example in others_}
+        if overlap:
+            raise ValueError(f"calibration data shares {len(overlap)} question id(s) with the {name} data; "
+                             "the no-answer threshold must be chosen on questions the model neither trains "
+                             "nor is evaluated on")
     if job.max_train_examples:
         train = train[: job.max_train_examples]
     if job.max_eval_examples:
@@ -213,13 +217,16 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
     preset = preset or adapter.default_preset
     model_config = adapter.config(preset, model_overrides)
     data = load_job_data(job)
+    # Built before the run starts: a bad model name or size fails without leaving a run behind.
+    model = adapter.build(model_config)
 
     output_dir = Path(job.output_dir or f"outputs/{adapter_name}-{preset}")
     checkpoint_dir, model_dir = output_dir / "checkpoints", output_dir / "model"
     runs.configure_tracking()
     state = runs.read_job_state(output_dir)
     resume_run_id = None
-    if job.resume and state.get("status") == "training" and runs.run_exists(state["run_id"]):
+    has_checkpoint = checkpoint_dir.exists() and any(checkpoint_dir.glob("checkpoint-*"))
+    if job.resume and state.get("status") == "training" and has_checkpoint and runs.run_exists(state["run_id"]):
         resume_run_id = state["run_id"]
         print(f"resuming MLflow run {resume_run_id}", file=sys.stderr)
     else:
@@ -240,7 +247,6 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
                                        context="evaluation")
         runs.set_tags({"eval_data_digest": eval_digest})
 
-        model = adapter.build(model_config)
         counts = model.parameter_counts()
         runs.log_metrics({"parameters_total": counts.total, "parameters_trainable": counts.trainable})
         training = train_model(model, data, job, checkpoint_dir, [runs.MlflowStepLogger()])
@@ -260,8 +266,9 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         result = evaluate(model, data.evaluation, threshold, batch_size=job.eval_batch_size, progress=True)
         metrics = result.metrics()
         runs.log_metrics(metrics)
-        runs.log_json(result.predictions, "evaluation/predictions.json")
-        runs.log_json({qid: p.text for qid, p in result.raw.items()}, "evaluation/predictions_answer_all.json")
+        # scores.json = squad-qa score DATA predictions.json --na-prob-file na_probs.json --na-prob-thresh T
+        runs.log_json({qid: p.text for qid, p in result.raw.items()}, "evaluation/predictions.json")
+        runs.log_json(result.predictions, "evaluation/served_predictions.json")
         runs.log_json(result.no_answer_probabilities, "evaluation/na_probs.json")
         runs.log_json(result.scores, "evaluation/scores.json")
         runs.log_json(result.answer_all_scores, "evaluation/scores_answer_all.json")

@@ -41,7 +41,7 @@ def _pip_requirements(extra: Sequence[str]) -> list[str]:
             requirements.append(f"{name}=={release}")
         except PackageNotFoundError:
             requirements.append(name)
-    requirements.append(f"mlflow=={version('mlflow')}")
+    requirements.append(f"mlflow=={mlflow.__version__}")  # also right where only mlflow-skinny is installed
     return requirements
 
 

@@ -51,7 +51,10 @@ def log_params(params: Mapping[str, Any]) -> None:
     changed = {key: (existing[key], str(value)) for key, value in params.items()
                if key in existing and existing[key] != str(value)[:6000]}
     if changed:
-        raise ValueError(f"resumed run was started with different settings: {changed}")
+        raise ValueError(
+            f"the run being resumed was started with other settings {changed}; "
+            "pass --resume false or another --output-dir to start a new run"
+        )
     if fresh:
         mlflow.log_params(fresh)
 
