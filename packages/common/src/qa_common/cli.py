@@ -47,6 +47,23 @@ def _train(args, extra: list[str]) -> int:
     return 0
 
 
+def _settings(args, extra: list[str]) -> int:
+    from qa_common.adapter import get_adapter
+    from qa_common.config import build_config, config_to_dict, split_overrides
+    from qa_common.jobs.train import JobConfig
+
+    overrides = parse_key_values(extra)
+    adapter = get_adapter(args.arch)
+    job_overrides, model_overrides = split_overrides(JobConfig, overrides)
+    job = config_to_dict(build_config(JobConfig, job_overrides))
+    preset = args.preset or adapter.default_preset
+    model = config_to_dict(adapter.config(preset, model_overrides))
+    print(f"# job settings (qa_common.jobs.train.JobConfig)\n{json.dumps(job, indent=2)}")
+    print(f"# {args.arch} settings, preset {preset!r} (presets: {', '.join(adapter.presets)})")
+    print(json.dumps(model, indent=2))
+    return 0
+
+
 def _load(model: str, runtime: str):
     from qa_common.adapter import load_model
     from qa_common.tracking.models import resolve_model_directory
@@ -106,6 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("arch", help="architecture (an installed adapter, e.g. bert_qa)")
     train.add_argument("--preset", default=None, help="named preset of the architecture's config")
     train.set_defaults(handler=_train)
+
+    settings = commands.add_parser("settings", help="print the job and model settings train would use")
+    settings.add_argument("arch")
+    settings.add_argument("--preset", default=None)
+    settings.set_defaults(handler=_settings)
 
     evaluate = commands.add_parser("evaluate", help="score a saved or logged model on a SQuAD file")
     evaluate.add_argument("model", help="model directory or MLflow model URI (models:/squad-qa@champion)")
