@@ -238,7 +238,8 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         runs.write_job_state(output_dir, status="training", run_id=run_id)
         runs.log_params({"adapter": adapter_name, "preset": preset, **config_to_dict(job),
                          **{f"model.{k}": v for k, v in config_to_dict(model_config).items()},
-                         "calibration_source": data.calibration_source, "skipped_records": data.skipped})
+                         "calibration_source": data.calibration_source, "skipped_records": data.skipped},
+                        resuming=resume_run_id is not None)
         runs.log_dataset(examples_frame(data.train), source=job.train_data, name="train", context="training")
         if data.calibration:
             runs.log_dataset(examples_frame(data.calibration), source=data.calibration_source,

@@ -44,13 +44,18 @@ def job_run(experiment: str, *, run_name: str | None, resume_run_id: str | None,
         yield run.info.run_id
 
 
-def log_params(params: Mapping[str, Any]) -> None:
-    """Log params, skipping ones an earlier attempt of a resumed run already logged with the same value."""
+def log_params(params: Mapping[str, Any], *, resuming: bool) -> None:
+    """Log params that the run does not have yet.
+
+    When ``resuming`` a run this job started earlier, a param logged then with another value is an error
+    (the run would mix two settings). Otherwise params already present were logged by ``mlflow run`` from
+    the MLproject's parameters, in its own formatting, and are left as they are.
+    """
     existing = mlflow.get_run(mlflow.active_run().info.run_id).data.params
     fresh = {key: str(value) for key, value in params.items() if key not in existing}
     changed = {key: (existing[key], str(value)) for key, value in params.items()
                if key in existing and existing[key] != str(value)[:6000]}
-    if changed:
+    if changed and resuming:
         raise ValueError(
             f"the run being resumed was started with other settings {changed}; "
             "pass --resume false or another --output-dir to start a new run"
