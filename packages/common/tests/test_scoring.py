@@ -416,3 +416,32 @@ def test_agrees_with_the_official_script_on_edge_cases(tmp_path: Path) -> None:
             examples, predictions, probabilities, 1.0 if threshold is None else threshold
         )
         _assert_same_result(ours, official)
+
+
+REAL_SYSTEMS = FIXTURES / "real_system_predictions.json.gz"
+
+
+@pytest.mark.parametrize("system", ["minilm_textbook", "minilm_extra_two_stage"])
+@pytest.mark.parametrize("extra", [[], ["--na-prob-file"], ["--na-prob-file", "--na-prob-thresh", "0.05"]])
+def test_score_cli_equals_the_official_script_on_real_systems(system: str, extra: list[str], tmp_path: Path) -> None:
+    import gzip
+
+    from qa_common.cli_score import main as score_main
+
+    data_file = SHARED_DATA / "validation-v2.0.json"
+    if not data_file.exists():
+        pytest.skip("../shared/data/squad/validation-v2.0.json is not present")
+    recorded = json.loads(gzip.decompress(REAL_SYSTEMS.read_bytes()))[system]
+    predictions_file = tmp_path / "predictions.json"
+    predictions_file.write_text(json.dumps(recorded["predictions"]))
+    arguments = list(extra)
+    if arguments:
+        probabilities_file = tmp_path / "na_probs.json"
+        probabilities_file.write_text(json.dumps(recorded["na_probs"]))
+        arguments[0:1] = ["--na-prob-file", str(probabilities_file)]
+    official = _run_official(data_file, predictions_file, arguments)
+    out_file = tmp_path / "ours.json"
+    assert score_main([str(data_file), str(predictions_file), *arguments, "--out-file", str(out_file)]) == 0
+    ours = json.loads(out_file.read_text())
+    _assert_same_result(ours, json.loads(official))
+    assert ours["total"] == 1426 and ours["HasAns_total"] == 592

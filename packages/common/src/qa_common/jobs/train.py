@@ -22,6 +22,7 @@ import pandas as pd
 from qa_common.adapter import Adapter, ModelInfo, adapter_class_path, get_adapter, load_model
 from qa_common.config import build_config, config_to_dict, split_overrides
 from qa_common.data.examples import SquadExample
+from qa_common.data.negatives import make_synthetic_negatives
 from qa_common.data.readers import LoadedSquad, load_squad, split_by_article
 from qa_common.jobs.benchmark import benchmark_model, directory_size_bytes
 from qa_common.jobs.evaluate import DEFAULT_NO_ANSWER_THRESHOLD, calibrate_threshold, evaluate, score_table
@@ -40,6 +41,7 @@ class JobConfig:
     max_train_examples: int | None = None
     max_eval_examples: int | None = None
     skip_invalid: bool = False
+    synthetic_negatives: float = 0.0
     epochs: float = 3.0
     max_steps: int = -1
     learning_rate: float = 5e-5
@@ -113,6 +115,8 @@ def load_job_data(job: JobConfig) -> JobData:
         calibration, calibration_skipped, calibration_source = [], 0, "none"
     more_train, more_skipped = _load_many(others, job)
     train, skipped = train + more_train, skipped + more_skipped
+    # Negatives are made from training questions and paragraphs only, after the calibration split.
+    train = train + make_synthetic_negatives(train, job.synthetic_negatives, job.seed)
     calibration_ids = {example.id for example in calibration}
     for name, others_ in (("evaluation", evaluation), ("training", train)):
         overlap = calibration_ids & {example.id for example in others_}
@@ -146,10 +150,20 @@ def _precision_flags(precision: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
+def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
+    """The newest checkpoint the Trainer finished writing, or None.
+
+    Trainer writes ``trainer_state.json`` last: a job killed while saving leaves a checkpoint without it, which
+    cannot be resumed from (and ``get_last_checkpoint`` would pick it).
+    """
+    complete = [path for path in Path(checkpoint_dir).glob("checkpoint-*")
+                if path.name.rpartition("-")[2].isdigit() and (path / "trainer_state.json").is_file()]
+    return str(max(complete, key=lambda path: int(path.name.rpartition("-")[2]))) if complete else None
+
+
 def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, callbacks: list) -> dict[str, float]:
     """Fine-tune ``model.module`` with HF Trainer, resuming from the newest checkpoint in ``checkpoint_dir``."""
     from transformers import Trainer, TrainingArguments
-    from transformers.trainer_utils import get_last_checkpoint
 
     arguments = TrainingArguments(
         output_dir=str(checkpoint_dir),
@@ -179,15 +193,19 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
         data_collator=model.data_collator(),
         callbacks=callbacks,
     )
-    last = get_last_checkpoint(str(checkpoint_dir)) if checkpoint_dir.exists() else None
+    last = last_complete_checkpoint(checkpoint_dir)
+    resumed_step = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"] if last else 0
     if last:
         print(f"resuming from {last}", file=sys.stderr)
     output = trainer.train(resume_from_checkpoint=last)
     model.module.eval()
+    # After a resume, Trainer divides this attempt's loss sum by all the run's steps and credits this attempt's
+    # time with all the run's features; scaled by the attempt's share of the steps, both describe this attempt.
+    share = (output.global_step - resumed_step) / output.global_step if output.global_step else 1.0
     return {
         "train_runtime_s": output.metrics.get("train_runtime", 0.0),
-        "train_features_per_s": output.metrics.get("train_samples_per_second", 0.0),
-        "train_loss_mean": output.metrics.get("train_loss", float("nan")),
+        "train_features_per_s": output.metrics.get("train_samples_per_second", 0.0) * share,
+        "train_loss_mean": output.metrics.get("train_loss", float("nan")) / share if share else float("nan"),
         "train_features": float(len(trainer.train_dataset)),
         "train_steps": float(output.global_step),
     }
@@ -225,7 +243,7 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
     runs.configure_tracking()
     state = runs.read_job_state(output_dir)
     resume_run_id = None
-    has_checkpoint = checkpoint_dir.exists() and any(checkpoint_dir.glob("checkpoint-*"))
+    has_checkpoint = last_complete_checkpoint(checkpoint_dir) is not None
     if job.resume and state.get("status") == "training" and has_checkpoint and runs.run_exists(state["run_id"]):
         resume_run_id = state["run_id"]
         print(f"resuming MLflow run {resume_run_id}", file=sys.stderr)
