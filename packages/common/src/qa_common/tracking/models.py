@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
 from qa_common.serving import INPUT_FIELDS
 from qa_common.tracking.pyfunc import SquadQAPythonModel
@@ -26,7 +27,9 @@ from qa_common.tracking.pyfunc import SquadQAPythonModel
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
 SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec("string", field) for field in INPUT_FIELDS]),
+    # Typed Any, not string: for a string column the scoring server turns 5, true and null into "5", "True" and
+    # "None" before the contract sees them; the contract checks the types itself and answers 400.
+    inputs=Schema([ColSpec(AnyType(), field) for field in INPUT_FIELDS]),
     outputs=Schema([ColSpec("string", "answer"), ColSpec("double", "no_answer_probability"),
                     ColSpec("double", "score")]),
 )

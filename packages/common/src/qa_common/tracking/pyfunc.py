@@ -27,7 +27,17 @@ class SquadQAPythonModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input, params=None):
         try:
-            answers = self.service.answer(model_input)
+            answers = self.service.answer(_columns_as_given(model_input))
         except InvalidRequestError as error:
             raise MlflowException(f"invalid request: {error}", error_code=INVALID_PARAMETER_VALUE) from error
         return pd.DataFrame(answers, columns=list(OUTPUT_FIELDS))
+
+
+def _columns_as_given(model_input):
+    """Columns ``{"question": [...], "context": [...]}`` reach ``predict`` as one row of lists (MLflow's schema
+    enforcement for untyped columns); hand them to the contract as the columns they were."""
+    if isinstance(model_input, pd.DataFrame) and len(model_input) == 1 and len(model_input.columns):
+        row = model_input.iloc[0]
+        if all(isinstance(value, list) for value in row):
+            return dict(row.items())
+    return model_input

@@ -1,0 +1,111 @@
+"""Helpers of the end-to-end tests: run `squad-qa` as a subprocess against a throwaway MLflow store, read
+that store, and write the data slices the shared job trains and is evaluated on.
+
+Every job runs in a temporary working directory with MLFLOW_TRACKING_URI=sqlite:///<tmp>/mlflow.db, so the
+default artifact root (./mlruns) lands there too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TRAIN_DATA = REPO / "data" / "sample" / "train-v2.0-sample.json"
+VALIDATION_DATA = REPO / "data" / "sample" / "validation-v2.0-sample.json"
+OFFICIAL_EVAL = REPO / "tests" / "reference" / "squad_v2_official_eval.py"
+EXPERIMENT = "squad-qa"
+REGISTERED_MODEL = "squad-qa"
+
+# The champion learns a slice of training questions by heart and is evaluated on that same slice: the job
+# allows it (only the calibration data must be unseen), and it is the one place a tiny random model shows it
+# learns. Calibration uses the answerable validation questions, so the threshold lets learned answers through.
+TRAIN_SLICE = 40
+CHAMPION_SETTINGS = [
+    "--train-data", str(TRAIN_DATA), "--max-train-examples", str(TRAIN_SLICE),
+    "--epochs", "15", "--learning-rate", "3e-3", "--batch-size", "16", "--logging-steps", "2", "--seed", "42",
+]
+
+
+def tracking_uri(directory: Path) -> str:
+    return f"sqlite:///{directory / 'mlflow.db'}"
+
+
+def job_environment(directory: Path) -> dict[str, str]:
+    """The environment of a `squad-qa` or `mlflow` subprocess that tracks into ``directory``."""
+    return {
+        **{key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")},
+        "MLFLOW_TRACKING_URI": tracking_uri(directory),
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    }
+
+
+def squad_qa(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the `squad-qa` command in a subprocess with ``cwd`` as its working directory and MLflow store."""
+    return subprocess.run([sys.executable, "-m", "qa_common.cli", *args], cwd=cwd, env=job_environment(cwd),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def describe(process: subprocess.CompletedProcess) -> str:
+    return f"exit {process.returncode}\n--- stdout\n{process.stdout[-4000:]}\n--- stderr\n{process.stderr[-4000:]}"
+
+
+def experiment_runs(uri: str, experiment: str = EXPERIMENT) -> list:
+    """Every run of ``experiment`` in the store at ``uri`` (none when the experiment does not exist)."""
+    from mlflow import MlflowClient
+    from mlflow.entities import ViewType
+
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return client.search_runs([found.experiment_id], run_view_type=ViewType.ALL,
+                              order_by=["attribute.start_time ASC"])
+
+
+@dataclass
+class ChampionJob:
+    """The shared job: what it printed, where it tracked, and what its run and registry looked like after it."""
+
+    workdir: Path
+    uri: str
+    eval_data: Path
+    calibration_data: Path
+    output_dir: Path
+    process: subprocess.CompletedProcess
+    run_id: str
+    runs_after_job: list
+
+    @property
+    def settings(self) -> list[str]:
+        """The job's settings minus its output directory: later jobs reuse them to be comparable."""
+        return champion_settings(self.eval_data, self.calibration_data)
+
+
+def champion_settings(eval_data: Path, calibration_data: Path) -> list[str]:
+    return [*CHAMPION_SETTINGS, "--eval-data", str(eval_data), "--calibration-data", str(calibration_data),
+            "--benchmark-examples", "20"]
+
+
+def write_slices(directory: Path) -> tuple[Path, Path]:
+    """The evaluation slice (the first training questions, which the champion trains on) and the calibration
+    file (the answerable validation questions)."""
+    from qa_common.data.readers import load_squad, write_squad_json
+
+    train = load_squad(TRAIN_DATA).examples[:TRAIN_SLICE]
+    eval_data = directory / "train-slice.json"
+    write_squad_json(train, eval_data)
+    calibration_data = directory / "validation-answerable.json"
+    write_squad_json([example for example in load_squad(VALIDATION_DATA).examples if example.answers],
+                     calibration_data)
+    return eval_data, calibration_data
+
+
+def read_json(path: Path):
+    return json.loads(Path(path).read_text())
