@@ -49,15 +49,13 @@ def _train(args, extra: list[str]) -> int:
 
 def _settings(args, extra: list[str]) -> int:
     from qa_common.adapter import get_adapter
-    from qa_common.config import build_config, config_to_dict, split_overrides
-    from qa_common.jobs.train import JobConfig
+    from qa_common.config import config_to_dict
+    from qa_common.jobs.train import job_and_model_configs
 
-    overrides = parse_key_values(extra)
     adapter = get_adapter(args.arch)
-    job_overrides, model_overrides = split_overrides(JobConfig, overrides)
-    job = config_to_dict(build_config(JobConfig, job_overrides))
+    job_config, model_config = job_and_model_configs(adapter, args.preset, parse_key_values(extra))
+    job, model = config_to_dict(job_config), config_to_dict(model_config)
     preset = args.preset or adapter.default_preset
-    model = config_to_dict(adapter.config(preset, model_overrides))
     print(f"# job settings (qa_common.jobs.train.JobConfig)\n{json.dumps(job, indent=2)}")
     print(f"# {args.arch} settings, preset {preset!r} (presets: {', '.join(adapter.presets)})")
     print(json.dumps(model, indent=2))

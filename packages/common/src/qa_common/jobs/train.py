@@ -10,6 +10,7 @@ The model is registered only after everything it is registered with exists.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -20,7 +21,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from qa_common.adapter import Adapter, ModelInfo, adapter_class_path, get_adapter, load_model
-from qa_common.config import build_config, config_to_dict, split_overrides
+from qa_common.config import ConfigError, build_config, config_to_dict, split_overrides
 from qa_common.data.examples import SquadExample
 from qa_common.data.negatives import make_synthetic_negatives
 from qa_common.data.readers import LoadedSquad, load_squad, split_by_article
@@ -224,16 +225,26 @@ def _save(model, adapter: Adapter, model_config, directory: Path, threshold: flo
     staging.replace(directory)
 
 
+def job_and_model_configs(adapter: Adapter, preset: str | None, overrides: dict[str, Any]) -> tuple[JobConfig, Any]:
+    """Split ``--key value`` settings between the job and the architecture's config; unknown keys are an error."""
+    model_keys = sorted(field.name for field in dataclasses.fields(adapter.config_class))
+    job_keys = [field.name for field in dataclasses.fields(JobConfig)]
+    unknown = sorted(set(overrides) - set(model_keys) - set(job_keys))
+    if unknown:
+        raise ConfigError(f"unknown setting(s): {', '.join(unknown)}; job settings: {', '.join(job_keys)}; "
+                          f"{adapter.name} settings: {', '.join(model_keys)}")
+    job_overrides, model_overrides = split_overrides(JobConfig, overrides)
+    return build_config(JobConfig, job_overrides), adapter.config(preset or adapter.default_preset, model_overrides)
+
+
 def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
     """Run the whole job for one architecture and preset; returns the run id, metrics and registration."""
     from qa_common.tracking import models as tracked_models
     from qa_common.tracking import runs
 
     adapter = get_adapter(adapter_name)
-    job_overrides, model_overrides = split_overrides(JobConfig, overrides)
-    job = build_config(JobConfig, job_overrides)
+    job, model_config = job_and_model_configs(adapter, preset, overrides)
     preset = preset or adapter.default_preset
-    model_config = adapter.config(preset, model_overrides)
     data = load_job_data(job)
     # Built before the run starts: a bad model name or size fails without leaving a run behind.
     model = adapter.build(model_config)
