@@ -3,6 +3,7 @@
     squad-qa train bert_qa --preset tiny --epochs 1 --register false
     squad-qa evaluate models:/squad-qa@champion data/sample/validation-v2.0-sample.json
     squad-qa score DATA.json PREDICTIONS.json --na-prob-file NA_PROBS.json
+    squad-qa compare --experiment squad-qa
 """
 
 from __future__ import annotations
@@ -113,6 +114,15 @@ def _benchmark(args, extra: list[str]) -> int:
     return 0
 
 
+def _compare(args, extra: list[str]) -> int:
+    from qa_common.jobs.compare import run_compare
+
+    if extra:
+        raise UsageError(f"unexpected arguments {extra}")
+    run_compare(args.experiment, Path(args.output_dir), args.eval_data_digest or None)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="squad-qa", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -146,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--batch-size", type=int, default=32)
     benchmark.add_argument("--log-to-run", action=argparse.BooleanOptionalAction, default=True)
     benchmark.set_defaults(handler=_benchmark)
+
+    compare = commands.add_parser("compare", help="leaderboard and accuracy-vs-cost plots of an experiment's runs")
+    compare.add_argument("--experiment", default="squad-qa")
+    compare.add_argument("--output-dir", default="outputs/compare")
+    compare.add_argument("--eval-data-digest", default=None,
+                         help="rank the runs evaluated on this data (default: the data most runs used)")
+    compare.set_defaults(handler=_compare)
 
     add_score_parser(commands)
     return parser

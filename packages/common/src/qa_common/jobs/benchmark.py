@@ -25,6 +25,16 @@ def directory_size_bytes(path: Path) -> int:
     return sum(item.stat().st_size for item in path.rglob("*") if item.is_file())
 
 
+def hardware_description() -> str:
+    """The accelerator (or CPU) a run used, for the leaderboard's hardware column."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    import os
+    import platform
+
+    return f"CPU {platform.machine()} ({os.cpu_count()} cores)"
+
+
 def _synchronise() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()

@@ -25,7 +25,7 @@ from qa_common.config import ConfigError, build_config, config_to_dict, split_ov
 from qa_common.data.examples import SquadExample
 from qa_common.data.negatives import make_synthetic_negatives
 from qa_common.data.readers import LoadedSquad, load_squad, split_by_article
-from qa_common.jobs.benchmark import benchmark_model, directory_size_bytes
+from qa_common.jobs.benchmark import benchmark_model, directory_size_bytes, hardware_description
 from qa_common.jobs.evaluate import DEFAULT_NO_ANSWER_THRESHOLD, calibrate_threshold, evaluate, score_table
 
 REPO_SAMPLE = Path("data/sample")
@@ -261,7 +261,7 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
     else:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
-    tags = {"adapter": adapter_name, "preset": preset}
+    tags = {"adapter": adapter_name, "preset": preset, "hardware": hardware_description()}
     with runs.job_run(job.experiment, run_name=job.run_name or f"{adapter_name}-{preset}",
                       resume_run_id=resume_run_id, tags=tags, system_metrics=job.system_metrics) as run_id:
         runs.write_job_state(output_dir, status="training", run_id=run_id)

@@ -111,3 +111,47 @@ def write_job_state(output_dir: Path, **state: Any) -> None:
     temporary = path.with_suffix(".tmp")
     temporary.write_text(json.dumps(state))
     temporary.replace(path)
+
+
+def run_summaries(experiment: str, *, exclude_kind: str) -> list:
+    """Finished runs of ``experiment`` as compare-job summaries (runs tagged ``squad_qa.kind=exclude_kind``
+    left out), with their training-loss history."""
+    from qa_common.jobs.compare import RunSummary
+
+    configure_tracking()
+    client = mlflow.MlflowClient()
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ValueError(f"no MLflow experiment named {experiment!r}")
+    summaries = []
+    for run in client.search_runs([found.experiment_id], filter_string="attributes.status = 'FINISHED'",
+                                  max_results=5000):
+        tags = run.data.tags
+        if tags.get("squad_qa.kind") == exclude_kind:
+            continue
+        history = client.get_metric_history(run.info.run_id, "train_loss")
+        summaries.append(RunSummary(
+            run_id=run.info.run_id,
+            name=run.info.run_name or run.info.run_id[:8],
+            adapter=tags.get("adapter", ""),
+            preset=tags.get("preset", ""),
+            hardware=tags.get("hardware", ""),
+            eval_data_digest=tags.get("eval_data_digest", ""),
+            metrics=dict(run.data.metrics),
+            train_loss=[(point.step, point.value) for point in sorted(history, key=lambda p: p.step)],
+        ))
+    return summaries
+
+
+def log_compare_run(experiment: str, rows: list[dict[str, Any]], output_dir: Path, *, kind: str,
+                    tags: Mapping[str, Any]) -> str:
+    """A run holding the leaderboard as an MLflow table, its markdown and the plots."""
+    configure_tracking()
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name="compare") as run:
+        mlflow.set_tags({"squad_qa.kind": kind, **{key: str(value) for key, value in tags.items()}})
+        mlflow.log_table(pd.DataFrame(rows), artifact_file="leaderboard.json")
+        for path in sorted(Path(output_dir).iterdir()):
+            if path.suffix in (".md", ".png"):
+                mlflow.log_artifact(str(path))
+        return run.info.run_id
