@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,12 +33,26 @@ def run_exists(run_id: str) -> bool:
     return True
 
 
+def use_experiment(experiment: str) -> None:
+    """Make ``experiment`` active, unless this process runs inside ``mlflow run``'s own run (MLFLOW_RUN_ID):
+    that run's experiment was chosen by ``mlflow run --experiment-name`` and MLflow refuses another."""
+    project_run_id = os.environ.get("MLFLOW_RUN_ID")
+    if not project_run_id:
+        mlflow.set_experiment(experiment)
+        return
+    run = mlflow.get_run(project_run_id)
+    actual = mlflow.get_experiment(run.info.experiment_id).name
+    if actual != experiment:
+        print(f"note: mlflow run put this run in experiment {actual!r}, not {experiment!r}; "
+              f"pass --experiment-name {experiment} to mlflow run", file=sys.stderr)
+
+
 @contextmanager
 def job_run(experiment: str, *, run_name: str | None, resume_run_id: str | None, tags: Mapping[str, str],
             system_metrics: bool = True) -> Iterator[str]:
     """Start (or resume, with ``resume_run_id``) the job's run; a failure marks the run FAILED."""
     configure_tracking()
-    mlflow.set_experiment(experiment)
+    use_experiment(experiment)
     with mlflow.start_run(run_id=resume_run_id, run_name=None if resume_run_id else run_name,
                           log_system_metrics=system_metrics) as run:
         mlflow.set_tags(dict(tags))
@@ -147,7 +162,7 @@ def log_compare_run(experiment: str, rows: list[dict[str, Any]], output_dir: Pat
                     tags: Mapping[str, Any]) -> str:
     """A run holding the leaderboard as an MLflow table, its markdown and the plots."""
     configure_tracking()
-    mlflow.set_experiment(experiment)
+    use_experiment(experiment)
     with mlflow.start_run(run_name="compare") as run:
         mlflow.set_tags({"squad_qa.kind": kind, **{key: str(value) for key, value in tags.items()}})
         mlflow.log_table(pd.DataFrame(rows), artifact_file="leaderboard.json")
