@@ -41,6 +41,7 @@ def use_experiment(experiment: str) -> None:
         mlflow.set_experiment(experiment)
         return
     run = mlflow.get_run(project_run_id)
+    mlflow.set_experiment(experiment_id=run.info.experiment_id)
     actual = mlflow.get_experiment(run.info.experiment_id).name
     if actual != experiment:
         print(f"note: mlflow run put this run in experiment {actual!r}, not {experiment!r}; "
