@@ -80,6 +80,21 @@ def test_the_onnx_variant_gives_the_same_answers(tracking, champion_job, champio
     assert (onnx_answers["score"] - torch_answers["score"]).abs().max() < 1e-4
 
 
+def test_each_logged_variant_carries_only_its_own_weights(tracking, champion_job):
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+
+    def files(variant):
+        return {item.path.rpartition("/")[2]
+                for item in client.list_artifacts(champion_job.run_id, f"{variant}/artifacts/model")}
+
+    torch_files, onnx_files = files("model"), files("model_onnx")
+    assert "model.safetensors" in torch_files and not any(".onnx" in name for name in torch_files)
+    assert "model.onnx" in onnx_files and "model.safetensors" not in onnx_files
+    assert {"squad_qa.json", "tokenizer_config.json"} <= torch_files & onnx_files
+
+
 # The real scoring server.
 
 

@@ -7,7 +7,9 @@ moves only when the candidate beats the current champion's exact match on the sa
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -33,6 +35,7 @@ SIGNATURE = ModelSignature(
     outputs=Schema([ColSpec("string", "answer"), ColSpec("double", "no_answer_probability"),
                     ColSpec("double", "score")]),
 )
+RUNTIME_EXCLUDES = {"torch": ("*.onnx", "*.onnx.data"), "onnx": ("*.safetensors", "*.bin")}
 RUNTIME_REQUIREMENTS = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pandas", "onnxruntime")
 
 
@@ -57,16 +60,24 @@ def _code_paths(adapter_module: str) -> list[str]:
 def log_qa_model(model_dir: Path, *, name: str, adapter_class: str, runtime: str = "torch",
                  input_example: list[dict[str, str]] | None = None,
                  extra_requirements: Sequence[str] = ()) -> str:
-    """Log a saved squad-qa model directory as a pyfunc under the active run; returns the model URI."""
-    info = mlflow.pyfunc.log_model(
-        name=name,
-        python_model=SquadQAPythonModel(runtime),
-        artifacts={"model": str(model_dir)},
-        signature=SIGNATURE,
-        input_example=input_example,
-        pip_requirements=_pip_requirements(extra_requirements),
-        code_paths=_code_paths(adapter_class.partition(":")[0]),
-    )
+    """Log a saved squad-qa model directory as a pyfunc under the active run; returns the model URI.
+
+    Only what ``runtime`` reads is logged: the PyTorch model leaves out the ONNX graph (``*.onnx*``), the ONNX
+    model the PyTorch weights (``*.safetensors``), so neither carries the other's copy of the weights.
+    """
+    skipped = RUNTIME_EXCLUDES[runtime]
+    with tempfile.TemporaryDirectory() as staging:
+        staged = Path(staging) / "model"
+        shutil.copytree(model_dir, staged, ignore=shutil.ignore_patterns(*skipped))
+        info = mlflow.pyfunc.log_model(
+            name=name,
+            python_model=SquadQAPythonModel(runtime),
+            artifacts={"model": str(staged)},
+            signature=SIGNATURE,
+            input_example=input_example,
+            pip_requirements=_pip_requirements(extra_requirements),
+            code_paths=_code_paths(adapter_class.partition(":")[0]),
+        )
     return info.model_uri
 
 
