@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qa_common.adapter import ModelInfo, QAModel, load_model
+from qa_common.adapter import QAModel, load_model
 from qa_common.data.examples import SquadExample
 
 INPUT_FIELDS = ("question", "context")
@@ -101,10 +101,6 @@ class QAService:
         if device:
             model.to(device)
         return cls(model, info.no_answer_threshold)
-
-    @staticmethod
-    def info(directory: Path) -> ModelInfo:
-        return ModelInfo.read(directory)
 
     def answer(self, data: Any) -> list[dict[str, Any]]:
         pairs = parse_requests(data, self.limits)

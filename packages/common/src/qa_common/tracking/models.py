@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -145,12 +144,6 @@ def promote_if_better(name: str, candidate_version: str, *, metric: str = "exact
             client.set_registered_model_alias(name, PREVIOUS, champion.version)
         client.set_registered_model_alias(name, CHAMPION, candidate_version)
     return Registration(name, candidate_version, promoted, reason)
-
-
-def load_pyfunc(model_uri: str):
-    """Load any squad-qa model URI (runs:/, models:/name@alias) as a pyfunc."""
-    sys.path_importer_cache.clear()
-    return mlflow.pyfunc.load_model(model_uri)
 
 
 def resolve_model_directory(model: str) -> tuple[Path, str | None]:

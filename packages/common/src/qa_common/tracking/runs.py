@@ -88,10 +88,6 @@ def log_json(payload: Any, artifact_file: str) -> None:
     mlflow.log_dict(payload, artifact_file)
 
 
-def log_text(text: str, artifact_file: str) -> None:
-    mlflow.log_text(text, artifact_file)
-
-
 def log_dataset(frame: pd.DataFrame, *, source: str, name: str, context: str) -> str:
     """Log a dataset input of the run; returns its digest (what the promotion gate compares)."""
     dataset = mlflow.data.from_pandas(frame, source=source, name=name)
