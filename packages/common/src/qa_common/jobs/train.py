@@ -23,7 +23,7 @@ import pandas as pd
 from qa_common.adapter import Adapter, ModelInfo, adapter_class_path, get_adapter, load_model
 from qa_common.config import ConfigError, build_config, config_to_dict, split_overrides
 from qa_common.data.examples import SquadExample
-from qa_common.data.negatives import make_synthetic_negatives
+from qa_common.data.negatives import make_perturbed_negatives, make_synthetic_negatives
 from qa_common.data.readers import LoadedSquad, load_squad, split_by_article
 from qa_common.jobs.benchmark import benchmark_model, directory_size_bytes, hardware_description
 from qa_common.jobs.evaluate import DEFAULT_NO_ANSWER_THRESHOLD, calibrate_threshold, evaluate, score_table
@@ -43,6 +43,7 @@ class JobConfig:
     max_eval_examples: int | None = None
     skip_invalid: bool = False
     synthetic_negatives: float = 0.0
+    perturbed_negatives: float = 0.0
     epochs: float = 3.0
     max_steps: int = -1
     learning_rate: float = 5e-5
@@ -117,7 +118,8 @@ def load_job_data(job: JobConfig) -> JobData:
     more_train, more_skipped = _load_many(others, job)
     train, skipped = train + more_train, skipped + more_skipped
     # Negatives are made from training questions and paragraphs only, after the calibration split.
-    train = train + make_synthetic_negatives(train, job.synthetic_negatives, job.seed)
+    train = (train + make_synthetic_negatives(train, job.synthetic_negatives, job.seed)
+             + make_perturbed_negatives(train, job.perturbed_negatives, job.seed))
     calibration_ids = {example.id for example in calibration}
     for name, others_ in (("evaluation", evaluation), ("training", train)):
         overlap = calibration_ids & {example.id for example in others_}
