@@ -23,11 +23,14 @@ REGISTERED_MODEL = "squad-qa"
 
 # The champion learns a slice of training questions by heart and is evaluated on that same slice: the job
 # allows it (only the calibration data must be unseen), and it is the one place a tiny random model shows it
-# learns. Calibration uses the answerable validation questions, so the threshold lets learned answers through.
+# learns. Calibration uses the answerable validation questions, so the threshold lets learned answers through;
+# the official best-F1 threshold is asked for, since the default (lowest threshold within one standard error of
+# the best exact match) abstains on 76 questions a tiny model cannot tell apart.
 TRAIN_SLICE = 40
 CHAMPION_SETTINGS = [
     "--train-data", str(TRAIN_DATA), "--max-train-examples", str(TRAIN_SLICE),
     "--epochs", "15", "--learning-rate", "3e-3", "--batch-size", "16", "--logging-steps", "2", "--seed", "42",
+    "--threshold-metric", "f1", "--threshold-rule", "best",
 ]
 
 

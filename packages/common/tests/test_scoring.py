@@ -25,6 +25,7 @@ from qa_common.scoring import (
     f1_score,
     find_best_threshold,
     normalize_answer,
+    one_standard_error_threshold,
     per_question_scores,
     score_predictions,
 )
@@ -207,6 +208,41 @@ def test_choose_no_answer_threshold() -> None:
     # the chosen threshold gives the best F1 when applied to the predictions
     chosen = apply_no_answer_threshold(HAND_PREDICTIONS, HAND_PROBABILITIES, 0.6)
     assert score_predictions(examples, chosen)["f1"] == pytest.approx(100 * (2 + 0.8 + 2 / 3) / 4, abs=1e-12)
+
+
+def _ranked_examples(kinds: str) -> tuple[list[SquadExample], dict[str, str]]:
+    """One question per letter, in rising no-answer probability: "c" answerable and predicted right,
+    "w" answerable and predicted wrong, "n" unanswerable (with a non-empty prediction)."""
+    examples, predictions = [], {}
+    for index, kind in enumerate(kinds):
+        answers = () if kind == "n" else (Answer(f"word{index}", 4),)
+        examples.append(SquadExample(f"q{index}", "Which word?", f"The word{index} here.", answers, "t"))
+        predictions[f"q{index}"] = "wrong" if kind != "c" else f"word{index}"
+    return examples, predictions
+
+
+def test_one_standard_error_threshold_answers_least_among_thresholds_tied_with_the_best() -> None:
+    examples, predictions = _ranked_examples("ccncncnnwn")
+    probabilities = {f"q{i}": (i + 1) / 10 for i in range(10)}
+    # Answering the k most confident: 5 (k=0), 6, 7, 6, 7, 6, 7, 6, 5, 5, 4 right of 10; the best is 7 at
+    # k=2 (threshold 0.2, the official best_exact_thresh). Its per-question scores are seven 1s and three 0s:
+    # SE of the total = sqrt(10 * 0.21 / 9 / 10) * 10 = 1.53, so every k scoring 6 or more is tied with it
+    # and the lowest such threshold, 0.1 (k=1), is chosen.
+    assert choose_no_answer_threshold(examples, predictions, probabilities, metric="exact") == 0.2
+    assert choose_no_answer_threshold(examples, predictions, probabilities, metric="exact", rule="one-se") == 0.1
+    exact, _ = per_question_scores(examples, predictions)
+    has_answer = {example.id: bool(example.answers) for example in examples}
+    assert one_standard_error_threshold(predictions, exact, probabilities, has_answer) == (60.0, 0.1)
+    # A threshold never splits questions of equal probability: with q0 and q1 tied, k=1 is no option.
+    probabilities["q1"] = 0.1
+    assert one_standard_error_threshold(predictions, exact, probabilities, has_answer) == (70.0, 0.1)
+    # When answering nothing is within one SE of the best, nothing is answered (threshold 0.0): 3 right at
+    # k=0, the best 4 at k=1 with SE of the total sqrt(6 * (2/9) / 5 / 6) * 6 = 1.26.
+    examples, predictions = _ranked_examples("cnwnwn")
+    probabilities = {f"q{i}": (i + 1) / 10 for i in range(6)}
+    assert choose_no_answer_threshold(examples, predictions, probabilities, metric="exact", rule="one-se") == 0.0
+    with pytest.raises(ValueError, match="unknown threshold rule 'lowest'"):
+        choose_no_answer_threshold(examples, predictions, probabilities, rule="lowest")
 
 
 def test_per_question_scores_follow_example_order() -> None:

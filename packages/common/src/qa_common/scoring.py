@@ -18,6 +18,7 @@ from qa_common.data.examples import SquadExample
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
 _METRICS = ("exact", "f1")
+THRESHOLD_RULES = ("best", "one-se")
 _MAX_LISTED_IDS = 5
 
 
@@ -286,32 +287,79 @@ def score_predictions(
     return result
 
 
+def one_standard_error_threshold(
+    predictions: Mapping[str, str],
+    raw_scores: Mapping[str, float],
+    no_answer_probabilities: Mapping[str, float],
+    has_answer: Mapping[str, bool],
+) -> tuple[float, float]:
+    """The lowest no-answer threshold whose score is within one standard error of the best threshold's.
+
+    The official best threshold is the arg-max of a step curve measured on a few hundred questions, and the
+    curve is often flat within its noise over a wide range of thresholds, so the arg-max lands anywhere in
+    that range. Among the thresholds that the held-out questions cannot tell apart from the best (score at
+    least best - 1 SE, the SE of the mean per-question score at the best threshold), this takes the lowest,
+    i.e. the one that answers least: the one-standard-error rule of model selection, resolving ties towards
+    abstaining. The curve is the official one (`find_best_threshold`'s sweep); thresholds are cut only
+    between distinct probabilities.
+
+    Returns:
+        (score in percent at the chosen threshold, threshold).
+    """
+    order = [question_id for question_id in sorted(no_answer_probabilities,
+                                                   key=lambda key: no_answer_probabilities[key])
+             if question_id in raw_scores]
+    abstain = [0.0 if has_answer[question_id] else 1.0 for question_id in order]
+    answer = [raw_scores[question_id] if has_answer[question_id] else (0.0 if predictions[question_id] else 1.0)
+              for question_id in order]
+    count = len(order)
+    totals = [sum(abstain)]  # totals[k]: score when the k lowest-probability questions are answered
+    for k in range(count):
+        totals.append(totals[-1] + answer[k] - abstain[k])
+    cuts = [0] + [k for k in range(1, count + 1)
+                  if k == count or no_answer_probabilities[order[k]] > no_answer_probabilities[order[k - 1]]]
+    best = max(cuts, key=lambda k: (totals[k], -k))
+    per_question = answer[:best] + abstain[best:]
+    mean = totals[best] / count
+    variance = sum((value - mean) ** 2 for value in per_question) / max(count - 1, 1)
+    standard_error_total = (variance / count) ** 0.5 * count
+    chosen = min(k for k in cuts if totals[k] >= totals[best] - standard_error_total - 1e-9)
+    threshold = no_answer_probabilities[order[chosen - 1]] if chosen else 0.0
+    return 100.0 * totals[chosen] / count, threshold
+
+
 def choose_no_answer_threshold(
     examples: Sequence[SquadExample],
     predictions: Mapping[str, str],
     no_answer_probabilities: Mapping[str, float],
     metric: str = "f1",
+    rule: str = "best",
 ) -> float:
-    """The no-answer threshold that maximises `metric` on these (held-out) examples.
+    """The no-answer threshold chosen on these (held-out) examples by `metric` and `rule`.
 
-    This is `best_f1_thresh` (or `best_exact_thresh`) of the official procedure; pass the result as
-    `no_answer_threshold` when scoring other data, or to `apply_no_answer_threshold`.
+    Rule "best" is `best_f1_thresh` (or `best_exact_thresh`) of the official procedure; "one-se" is
+    `one_standard_error_threshold`. Pass the result as `no_answer_threshold` when scoring other data, or
+    to `apply_no_answer_threshold`.
 
     Args:
         examples: Held-out questions with gold answers.
         predictions: Question id to raw predicted text, for every example.
         no_answer_probabilities: Question id to no-answer probability, for every example.
         metric: "f1" or "exact".
+        rule: "best" or "one-se".
 
     Raises:
-        ValueError: Unknown metric, or as `score_predictions`.
+        ValueError: Unknown metric or rule, or as `score_predictions`.
     """
     if metric not in _METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(_METRICS)}")
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"unknown threshold rule {rule!r}; expected one of {', '.join(THRESHOLD_RULES)}")
     _check_examples(examples)
     exact_raw, f1_raw = per_question_scores(examples, predictions)
     _check_covered(examples, no_answer_probabilities, "no-answer probabilities")
     has_answer = {example.id: bool(example.answers) for example in examples}
     raw = exact_raw if metric == "exact" else f1_raw
-    _, threshold = find_best_threshold(predictions, raw, no_answer_probabilities, has_answer)
+    search = find_best_threshold if rule == "best" else one_standard_error_threshold
+    _, threshold = search(predictions, raw, no_answer_probabilities, has_answer)
     return threshold

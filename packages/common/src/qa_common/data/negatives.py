@@ -1,4 +1,8 @@
-"""Synthetic unanswerable questions: a question paired with another paragraph of its own article.
+"""Synthetic unanswerable questions for training, made from answerable ones.
+
+- `make_synthetic_negatives`: a question paired with another paragraph of its own article (easy negatives).
+- `make_perturbed_negatives`: the question edited the way SQuAD 2.0's authors made unanswerable questions
+  (entity or number swap, antonym, negation), with its own paragraph (hard negatives).
 
 Training on answerable-only data (SQuAD 1.1, extra articles) teaches a reader that every question has an
 answer and shifts its null scores; pairing some of those questions with a sibling paragraph that does not
@@ -159,14 +163,16 @@ def make_perturbed_negatives(examples: Sequence[SquadExample], ratio: float, see
     for example in generator.sample(answerable, len(answerable)):
         if len(negatives) == wanted:
             break
-        edits = [
-            lambda q, c: _swap_entity(q, c, [by_title[example.title], everything], generator),
-            lambda q, c: _swap_antonym(q, c, generator),
-            lambda q, c: _negate(q, c, generator),
-        ]
+        pools = [by_title[example.title], everything]
+        edits = ["entity", "antonym", "negation"]
         generator.shuffle(edits)
         for edit in edits:
-            question = edit(example.question, example.context)
+            if edit == "entity":
+                question = _swap_entity(example.question, example.context, pools, generator)
+            elif edit == "antonym":
+                question = _swap_antonym(example.question, example.context, generator)
+            else:
+                question = _negate(example.question, example.context, generator)
             if question and question != example.question:
                 negatives.append(SquadExample(id=f"{example.id}-perturbed", question=question,
                                               context=example.context, answers=(), title=example.title))

@@ -45,15 +45,17 @@ def raw_outputs(raw: dict[str, RawPrediction]) -> tuple[dict[str, str], dict[str
     return ({qid: p.text for qid, p in raw.items()}, {qid: p.no_answer_probability for qid, p in raw.items()})
 
 
-def calibrate_threshold(model: QAModel, examples: Sequence[SquadExample], *, metric: str = "f1",
-                        batch_size: int = 64, progress: bool = False) -> tuple[float, dict[str, Any]]:
-    """The no-answer threshold that maximises ``metric`` on ``examples`` (data the model did not train on).
+def calibrate_threshold(model: QAModel, examples: Sequence[SquadExample], *, metric: str = "exact",
+                        rule: str = "one-se", batch_size: int = 64,
+                        progress: bool = False) -> tuple[float, dict[str, Any]]:
+    """The no-answer threshold chosen by ``metric`` and ``rule`` on ``examples`` (data the model did not
+    train on); see `qa_common.scoring.choose_no_answer_threshold`.
 
     Returns the threshold and the official scores of the calibration set at that threshold.
     """
     raw = model.predict(examples, batch_size=batch_size, progress=progress)
     texts, probabilities = raw_outputs(raw)
-    threshold = choose_no_answer_threshold(examples, texts, probabilities, metric=metric)
+    threshold = choose_no_answer_threshold(examples, texts, probabilities, metric=metric, rule=rule)
     return threshold, score_predictions(examples, texts, probabilities, no_answer_threshold=threshold)
 
 

@@ -62,7 +62,8 @@ class JobConfig:
     resume: bool = True
     experiment: str = "squad-qa"
     run_name: str | None = None
-    threshold_metric: Literal["f1", "exact"] = "f1"
+    threshold_metric: Literal["f1", "exact"] = "exact"
+    threshold_rule: Literal["best", "one-se"] = "one-se"
     register: bool = True
     registered_model: str = "squad-qa"
     promote: bool = True
@@ -286,8 +287,10 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
 
         if data.calibration:
             threshold, calibration_scores = calibrate_threshold(
-                model, data.calibration, metric=job.threshold_metric, batch_size=job.eval_batch_size)
-            threshold_source = f"best {job.threshold_metric} on {data.calibration_source}"
+                model, data.calibration, metric=job.threshold_metric, rule=job.threshold_rule,
+                batch_size=job.eval_batch_size)
+            rule = "best" if job.threshold_rule == "best" else "lowest within one SE of the best"
+            threshold_source = f"{rule} {job.threshold_metric} on {data.calibration_source}"
             runs.log_metrics({f"calibration_{k}": v for k, v in calibration_scores.items()
                               if k in ("exact", "f1", "HasAns_f1", "NoAns_exact")})
         else:
@@ -349,7 +352,7 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
 
     print(score_table({"calibrated": result.scores, "answer everything": result.answer_all_scores},
                       ["exact", "f1", "HasAns_exact", "HasAns_f1", "NoAns_exact", "total"]))
-    print(f"no-answer threshold {threshold:.4f} ({threshold_source})")
+    print(f"no-answer threshold {threshold:.4g} ({threshold_source})")
     if registration:
         print(f"registered {registration['name']} version {registration['version']}"
               + (f"; {'promoted to champion' if registration.get('promoted') else 'not promoted'}: "
