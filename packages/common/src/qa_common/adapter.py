@@ -73,6 +73,12 @@ class QAModel(abc.ABC):
     def save(self, directory: Path) -> None:
         """Write the model so ``Adapter.load(directory)`` restores it; the caller writes MODEL_INFO_FILE."""
 
+    def prepare(self, examples: Sequence[SquadExample]) -> dict[str, float]:
+        """Fit what depends on the training data (a vocabulary, embeddings) before training; called once by the
+        training job with the training examples, before parameters are counted. Returns figures to log (e.g.
+        embedding coverage). Deterministic: a resumed job prepares the same model again. Default: nothing."""
+        return {}
+
     def to(self, device: str) -> QAModel:
         if self.module is not None:
             self.module.to(device)

@@ -49,6 +49,9 @@ class FeatureDataset(torch.utils.data.Dataset):
         if "token_type_ids" in self.input_names and self.features.token_type_ids is not None:
             item["token_type_ids"] = self.features.token_type_ids[index]
         item["attention_mask"] = [1] * len(self.features.input_ids[index])
+        for name, values in self.features.extra_inputs.items():
+            if name in self.input_names:
+                item[name] = values[index]
         if self.features.start_positions is not None:
             item["start_positions"] = int(self.features.start_positions[index])
             item["end_positions"] = int(self.features.end_positions[index])
@@ -56,12 +59,15 @@ class FeatureDataset(torch.utils.data.Dataset):
 
 
 def pad_batch(items: Sequence[dict[str, Any]], pad_token_id: int) -> dict[str, np.ndarray]:
-    """Pad token lists of one batch to its longest item; scalar labels become 1-d arrays."""
-    length = max(len(item["input_ids"]) for item in items)
+    """Pad each key's token lists of one batch to that key's longest list; scalar labels become 1-d arrays.
+
+    ``input_ids`` are padded with ``pad_token_id``, every other list (masks, token types, extra inputs) with 0.
+    """
     batch: dict[str, np.ndarray] = {}
     for key in items[0]:
         values = [item[key] for item in items]
         if isinstance(values[0], list):
+            length = max(1, max(len(value) for value in values))
             fill = pad_token_id if key == "input_ids" else 0
             array = np.full((len(values), length), fill, dtype=np.int64)
             for row, value in enumerate(values):
@@ -125,6 +131,10 @@ class ExtractiveQAModel(QAModel):
     """A span-extraction reader: subclasses set ``module``, ``tokenizer``, ``config`` and ``input_names``."""
 
     input_names: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
+    # Inputs whose second axis is not the window's token axis (the ONNX graph gives them their own dynamic axis).
+    sequence_axes: dict[str, str] = {}
+    # Export through torch.export (True) or the TorchScript tracer (False; see export_extractive_onnx).
+    onnx_dynamo: bool = True
 
     def __init__(self, module: torch.nn.Module | None, tokenizer, config, runner=None):
         self.module = module
@@ -244,4 +254,5 @@ class ExtractiveQAModel(QAModel):
         features = self.windows(examples, with_labels=False)
         sample = next(self._batches(features, batch_size=min(8, len(features))))[1]
         return export_extractive_onnx(self.module, self.input_names, sample, Path(directory) / "model.onnx",
-                                      parity_batches=[b for _, b in self._batches(features, 16)])
+                                      parity_batches=[b for _, b in self._batches(features, 16)],
+                                      sequence_axes=self.sequence_axes, dynamo=self.onnx_dynamo)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -41,8 +41,13 @@ def export_extractive_onnx(
     *,
     parity_batches: Sequence[dict[str, np.ndarray]] = (),
     opset: int = 18,
+    sequence_axes: Mapping[str, str] | None = None,
+    dynamo: bool = True,
 ) -> dict[str, float]:
     """Export ``module`` (fp32, CPU) to ``path`` with dynamic batch and sequence axes.
+
+    Every input's axis 1 is the dynamic ``sequence`` axis unless ``sequence_axes`` names another for it (an
+    input of a different length, such as a separate question sequence).
 
     Returns ``onnx_max_abs_logit_diff`` (max |torch - onnxruntime| start/end logit difference over the
     real tokens of ``parity_batches``), ``onnx_parity_features`` and ``onnx_size_bytes``.
@@ -58,19 +63,35 @@ def export_extractive_onnx(
     sample = tuple(torch.from_numpy(sample_batch[name]) for name in input_names)
     # The dynamo exporter keeps batch and sequence symbolic; the legacy tracer froze transformers' mask code
     # to the sample's shapes (logits off by 0.4 on other shapes).
-    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    sequence_axes = dict(sequence_axes or {})
+    axes = {name: sequence_axes.get(name, "sequence") for name in input_names}
+    dims = {axis: torch.export.Dim(axis) for axis in sorted(set(axes.values()))}
+    batch = torch.export.Dim("batch")
     with torch.no_grad():
-        torch.onnx.export(
-            wrapper,
-            sample,
-            str(path),
-            input_names=list(input_names),
-            output_names=["start_logits", "end_logits"],
-            dynamic_shapes=(tuple({0: batch, 1: sequence} for _ in input_names),),
-            opset_version=opset,
-            dynamo=True,
-            verbose=False,
-        )
+        if dynamo:
+            torch.onnx.export(
+                wrapper,
+                sample,
+                str(path),
+                input_names=list(input_names),
+                output_names=["start_logits", "end_logits"],
+                dynamic_shapes=(tuple({0: batch, 1: dims[axes[name]]} for name in input_names),),
+                opset_version=opset,
+                dynamo=True,
+                verbose=False,
+            )
+        else:
+            torch.onnx.export(
+                wrapper,
+                sample,
+                str(path),
+                input_names=list(input_names),
+                output_names=["start_logits", "end_logits"],
+                dynamic_axes={**{name: {0: "batch", 1: axes[name]} for name in input_names},
+                              "start_logits": {0: "batch", 1: "sequence"}, "end_logits": {0: "batch", 1: "sequence"}},
+                opset_version=opset,
+                dynamo=False,
+            )
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     max_difference = 0.0

@@ -9,7 +9,7 @@ decoded token span maps back to an exact substring of the context.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,7 +25,8 @@ class ExtractiveFeatures:
     ``example_index[f]`` is the example feature ``f`` came from; ``offsets[f]`` is an (n_tokens, 2) array of
     character offsets into that example's context, NOT_CONTEXT for question, special and padding tokens.
     ``start_positions``/``end_positions`` are token labels (0, the [CLS] position, when the answer is not in
-    the window or the question has none) when built with labels.
+    the window or the question has none) when built with labels. ``extra_inputs`` are further per-feature token
+    lists an architecture feeds its model (e.g. the question as its own sequence), padded per key in a batch.
     """
 
     input_ids: list[list[int]]
@@ -34,6 +35,7 @@ class ExtractiveFeatures:
     example_index: np.ndarray
     start_positions: np.ndarray | None = None
     end_positions: np.ndarray | None = None
+    extra_inputs: dict[str, list[list[int]]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.input_ids)

@@ -249,8 +249,10 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
     job, model_config = job_and_model_configs(adapter, preset, overrides)
     preset = preset or adapter.default_preset
     data = load_job_data(job)
-    # Built before the run starts: a bad model name or size fails without leaving a run behind.
+    # Built and prepared before the run starts: a bad model name, size or embedding file fails without leaving
+    # a run behind.
     model = adapter.build(model_config)
+    prepared = model.prepare(data.train)
 
     output_dir = Path(job.output_dir or f"outputs/{adapter_name}-{preset}")
     checkpoint_dir, model_dir = output_dir / "checkpoints", output_dir / "model"
@@ -281,7 +283,7 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         runs.set_tags({"eval_data_digest": eval_digest})
 
         counts = model.parameter_counts()
-        runs.log_metrics({"parameters_total": counts.total, "parameters_trainable": counts.trainable})
+        runs.log_metrics({"parameters_total": counts.total, "parameters_trainable": counts.trainable, **prepared})
         training = train_model(model, data, job, checkpoint_dir, [runs.MlflowStepLogger()])
         runs.log_metrics(training)
 

@@ -302,6 +302,7 @@ class AdapterContract:
     def trained(self, adapter: Adapter, model_config: Any, learning: LearningCheck) -> TrainedModel:
         torch.manual_seed(learning.seed)
         model = adapter.build(model_config).to("cpu")
+        model.prepare(list(sample_examples(TRAIN_SAMPLE)))
         examples = learning_examples(learning.examples)
         loss_before = mean_loss(model, examples, learning.batch_size)
         f1_before = answer_all_f1(model, examples)

@@ -1,0 +1,1 @@
+"""BiLSTM + attention extractive readers for squad-qa: the seed study's four models and BiDAF."""
