@@ -123,6 +123,42 @@ def _compare(args, extra: list[str]) -> int:
     return 0
 
 
+def _flag(value: str) -> bool:
+    if str(value).lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+    return str(value).lower() in ("true", "1", "yes")
+
+
+def _optional_float(value: str) -> float | None:
+    """MLproject passes every parameter: an empty string means "not set"."""
+    return float(value) if str(value).strip() else None
+
+
+def _promote(args, extra: list[str]) -> int:
+    from qa_common.tracking import models
+    from qa_common.tracking.runs import configure_tracking
+
+    if extra:
+        raise UsageError(f"unexpected arguments {extra}")
+    chosen = [bool(args.version), bool(args.run_id), bool(args.rollback)]
+    if sum(chosen) != 1:
+        raise UsageError("give exactly one of --version, --run-id or --rollback")
+    configure_tracking()
+    if args.rollback:
+        decision = models.rollback(args.registered_model)
+        print(f"{args.registered_model}@{models.CHAMPION} is version {decision.version} again: {decision.reason}")
+        return 0
+    version = args.version or models.register_run_model(args.run_id, args.registered_model)
+    max_size_mb = _optional_float(args.max_size_mb)
+    decision = models.promote_if_better(
+        args.registered_model, version, metric=args.metric, max_latency_ms=_optional_float(args.max_latency_ms),
+        max_size_bytes=max_size_mb * 1e6 if max_size_mb is not None else None)
+    verdict = f"promoted to {models.CHAMPION}" if decision.promoted else \
+        f"not promoted (kept as {models.CHALLENGER})"
+    print(f"{args.registered_model} version {version}: {verdict}: {decision.reason}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="squad-qa", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +200,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="rank the runs evaluated on this data (default: the data most runs used)")
     compare.set_defaults(handler=_compare)
 
+    promote = commands.add_parser("promote", help="move the champion alias through the gate, or roll it back")
+    promote.add_argument("--registered-model", default="squad-qa")
+    promote.add_argument("--version", default="", help="the registered version to promote")
+    promote.add_argument("--run-id", default="", help="promote this run's model (registered first if need be)")
+    promote.add_argument("--rollback", nargs="?", const="true", default="false", type=_flag,
+                         help="make the previous champion the champion again")
+    promote.add_argument("--metric", default="exact", help="the version tag the candidate must beat the champion on")
+    promote.add_argument("--max-latency-ms", default="", help="refuse a candidate whose p50 latency is higher")
+    promote.add_argument("--max-size-mb", default="", help="refuse a candidate larger on disk")
+    promote.set_defaults(handler=_promote)
+
     add_score_parser(commands)
     return parser
 
@@ -181,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args, extra)
     except (UsageError, ConfigError, SquadFormatError, ValueError, KeyError, FileNotFoundError) as error:
+        # (PromotionError is a ValueError.)
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"squad-qa {args.command}: error: {message}", file=sys.stderr)
         return 2

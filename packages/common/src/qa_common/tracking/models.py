@@ -27,6 +27,10 @@ from qa_common.tracking.pyfunc import SquadQAPythonModel
 
 CHAMPION = "champion"
 PREVIOUS = "previous-champion"
+CHALLENGER = "challenger"
+HISTORY_TAG = "champion_history"  # registered-model tag: the versions that were champion, oldest first
+LATENCY_METRIC = "bench_torch_latency_p50_ms"
+SIZE_METRIC = "model_size_bytes"
 SIGNATURE = ModelSignature(
     # Typed Any, not string: for a string column the scoring server turns 5, true and null into "5", "True" and
     # "None" before the contract sees them; the contract checks the types itself and answers 400.
@@ -115,15 +119,80 @@ def champion_version(name: str):
         return None
 
 
-def promote_if_better(name: str, candidate_version: str, *, metric: str = "exact") -> Registration:
+class PromotionError(ValueError):
+    """A promotion or rollback that cannot be made (unknown version, nothing to roll back to)."""
+
+
+def _history(client: MlflowClient, name: str) -> list[str]:
+    """The champion history of ``name``; for a registry older than the history tag, rebuilt from the aliases."""
+    tags = client.get_registered_model(name).tags
+    if tags.get(HISTORY_TAG):
+        return tags[HISTORY_TAG].split(",")
+    history = []
+    for alias in (PREVIOUS, CHAMPION):
+        try:
+            history.append(str(client.get_model_version_by_alias(name, alias).version))
+        except MlflowException:
+            pass
+    return history
+
+
+def _set_champion(client: MlflowClient, name: str, history: list[str]) -> None:
+    """Point ``champion`` at the last version of ``history`` and ``previous-champion`` at the one before."""
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
+    client.set_registered_model_alias(name, CHAMPION, history[-1])
+    if len(history) > 1:
+        client.set_registered_model_alias(name, PREVIOUS, history[-2])
+    else:
+        try:
+            client.delete_registered_model_alias(name, PREVIOUS)
+        except MlflowException:
+            pass
+
+
+def _limit_failures(client: MlflowClient, run_id: str | None, max_latency_ms: float | None,
+                    max_size_bytes: float | None) -> list[str]:
+    """Why the candidate's run breaks the latency or size limit (empty when it does not)."""
+    if max_latency_ms is None and max_size_bytes is None:
+        return []
+    metrics = client.get_run(run_id).data.metrics if run_id else {}
+    failures = []
+    for metric, limit, unit, scale in ((LATENCY_METRIC, max_latency_ms, "ms", 1.0),
+                                       (SIZE_METRIC, max_size_bytes, "MB", 1e-6)):
+        if limit is None:
+            continue
+        if metric not in metrics:
+            failures.append(f"no {metric} measured for its run, limit {limit * scale:g} {unit}")
+        elif metrics[metric] > limit:
+            failures.append(f"{metric} {metrics[metric] * scale:.4g} {unit} > limit {limit * scale:g} {unit}")
+    return failures
+
+
+def promote_if_better(name: str, candidate_version: str, *, metric: str = "exact",
+                      max_latency_ms: float | None = None, max_size_bytes: float | None = None) -> Registration:
     """The promotion gate: ``champion`` moves to the candidate only if it beats the champion's ``metric``
-    measured on the same evaluation data (same ``eval_data_digest`` tag). The decision is written as tags.
+    measured on the same evaluation data (same ``eval_data_digest`` tag) and, where limits are given, its run's
+    p50 latency (``bench_torch_latency_p50_ms``) and size on disk (``model_size_bytes``) are within them.
+
+    The decision and its reason are written as version tags. A promoted candidate becomes ``champion`` and the
+    replaced one ``previous-champion`` (the full order is kept in the registered model's ``champion_history``
+    tag, for ``rollback``); a rejected one becomes ``challenger``, so it stays addressable.
     """
     client = MlflowClient()
-    candidate = client.get_model_version(name, candidate_version)
+    try:
+        candidate = client.get_model_version(name, candidate_version)
+    except MlflowException as error:
+        raise PromotionError(f"{name} has no version {candidate_version}") from error
+    if metric not in candidate.tags:
+        raise PromotionError(f"{name} version {candidate_version} has no {metric!r} tag to compare")
     candidate_score = float(candidate.tags[metric])
     champion = champion_version(name)
-    if champion is None:
+    failures = _limit_failures(client, candidate.run_id, max_latency_ms, max_size_bytes)
+    if champion is not None and str(champion.version) == str(candidate_version):
+        promoted, reason = False, f"version {candidate_version} is already the champion"
+    elif failures:
+        promoted, reason = False, "over limits: " + "; ".join(failures)
+    elif champion is None:
         promoted, reason = True, f"no champion yet; {metric} {candidate_score:.4f}"
     elif champion.tags.get("eval_data_digest") != candidate.tags.get("eval_data_digest"):
         promoted, reason = False, (
@@ -136,14 +205,67 @@ def promote_if_better(name: str, candidate_version: str, *, metric: str = "exact
         relation = ">" if promoted else "<="
         reason = (f"{metric} {candidate_score:.4f} {relation} champion version {champion.version} "
                   f"{metric} {champion_score:.4f} on the same evaluation data")
+    if promoted and (max_latency_ms is not None or max_size_bytes is not None):
+        reason += "; within limits"
+    if champion is not None and str(champion.version) == str(candidate_version):
+        return Registration(name, candidate_version, False, reason)
     client.set_model_version_tag(name, candidate_version, "promotion_decision",
                                  "promoted" if promoted else "rejected")
     client.set_model_version_tag(name, candidate_version, "promotion_reason", reason)
     if promoted:
-        if champion is not None:
-            client.set_registered_model_alias(name, PREVIOUS, champion.version)
-        client.set_registered_model_alias(name, CHAMPION, candidate_version)
+        history = [version for version in _history(client, name) if version != str(candidate_version)]
+        _set_champion(client, name, [*history, str(candidate_version)])
+        try:
+            if str(client.get_model_version_by_alias(name, CHALLENGER).version) == str(candidate_version):
+                client.delete_registered_model_alias(name, CHALLENGER)
+        except MlflowException:
+            pass
+    else:
+        client.set_registered_model_alias(name, CHALLENGER, candidate_version)
     return Registration(name, candidate_version, promoted, reason)
+
+
+def rollback(name: str) -> Registration:
+    """Make the previous champion the champion again; the demoted version is tagged ``rolled back``.
+
+    Repeated rollbacks walk further back through the champion history. Raises PromotionError when there is
+    no earlier champion.
+    """
+    client = MlflowClient()
+    try:
+        history = _history(client, name)
+    except MlflowException as error:
+        raise PromotionError(f"no registered model {name!r}") from error
+    if len(history) < 2:
+        raise PromotionError(f"{name} has no previous champion to roll back to (champion history: "
+                             f"{','.join(history) or 'empty'})")
+    demoted, restored = history[-1], history[-2]
+    client.get_model_version(name, restored)  # fails loudly if that version was deleted
+    _set_champion(client, name, history[:-1])
+    reason = f"rolled back: champion returned from version {demoted} to version {restored}"
+    client.set_model_version_tag(name, demoted, "promotion_decision", "rolled back")
+    client.set_model_version_tag(name, demoted, "promotion_reason", reason)
+    return Registration(name, restored, True, reason)
+
+
+def register_run_model(run_id: str, name: str, *, artifact: str = "model") -> str:
+    """The registered version of a run's logged model, registering it (with the job's version tags, read from
+    the run) when the run has none yet."""
+    client = MlflowClient()
+    existing = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
+    if existing:
+        return str(min(int(version.version) for version in existing))
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        raise PromotionError(f"no run {run_id}") from error
+    metrics, tags = run.data.metrics, run.data.tags
+    if "exact" not in metrics or "eval_data_digest" not in tags:
+        raise PromotionError(f"run {run_id} is not a squad-qa training run (no exact metric or evaluation digest)")
+    version_tags = {**{k: metrics[k] for k in ("exact", "f1", "HasAns_f1", "NoAns_exact") if k in metrics},
+                    "eval_data_digest": tags["eval_data_digest"], "adapter": tags.get("adapter", ""),
+                    "preset": tags.get("preset", ""), "no_answer_threshold": metrics.get("no_answer_threshold", "")}
+    return register(f"runs:/{run_id}/{artifact}", name, version_tags)
 
 
 def resolve_model_directory(model: str) -> tuple[Path, str | None]:
