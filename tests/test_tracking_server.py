@@ -1,0 +1,98 @@
+"""The real-server path: `mlflow server` (SQLite backend, proxied artifacts) on 127.0.0.1; a job logs and
+registers through it; the REST API shows the run, its metrics and the champion; the champion loads back
+through the server and answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+from e2e import REGISTERED_MODEL, TRAIN_DATA, VALIDATION_DATA, describe, job_environment
+from test_serving import free_port
+
+START_TIMEOUT_S = 120
+
+
+def get(base: str, path: str, **query) -> dict:
+    url = f"{base}{path}?{urllib.parse.urlencode(query)}" if query else f"{base}{path}"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tracking-server")
+    port = free_port()
+    log = directory / "server.log"
+    with open(log, "w") as output:
+        process = subprocess.Popen(
+            ["mlflow", "server", "--backend-store-uri", f"sqlite:///{directory / 'server.db'}",
+             "--artifacts-destination", str(directory / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+             "--workers", "1"],
+            cwd=directory, env=job_environment(directory), stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            assert process.poll() is None, f"mlflow server exited:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"no /health in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        yield base, directory
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+
+
+def test_a_job_logs_and_registers_through_the_server_and_the_rest_api_shows_it(server, tmp_path):
+    import sys
+
+    base, server_directory = server
+    environment = {**job_environment(tmp_path), "MLFLOW_TRACKING_URI": base}
+    process = subprocess.run(
+        [sys.executable, "-m", "qa_common.cli", "train", "bert_qa", "--preset", "tiny", "--train-data",
+         str(TRAIN_DATA), "--eval-data", str(VALIDATION_DATA), "--max-eval-examples", "30", "--epochs", "1",
+         "--export-onnx", "false", "--benchmark", "false", "--system-metrics", "false",
+         "--output-dir", str(tmp_path / "out")],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=600)
+    assert process.returncode == 0, describe(process)
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()  # nothing local
+
+    champion = get(base, "/api/2.0/mlflow/registered-models/alias", name=REGISTERED_MODEL,
+                   alias="champion")["model_version"]
+    assert champion["version"] == "1"
+    run = get(base, "/api/2.0/mlflow/runs/get", run_id=champion["run_id"])["run"]
+    metrics = {metric["key"]: metric["value"] for metric in run["data"]["metrics"]}
+    assert metrics["eval_questions"] == 30.0 and 0.0 <= metrics["exact"] <= 100.0
+    tags = {tag["key"]: tag["value"] for tag in run["data"]["tags"]}
+    assert tags["adapter"] == "bert_qa" and run["info"]["status"] == "FINISHED"
+    version_tags = {tag["key"]: tag["value"] for tag in champion["tags"]}
+    assert version_tags["promotion_decision"] == "promoted" and float(version_tags["exact"]) == metrics["exact"]
+    # Artifacts went through the server's proxy into its artifact destination.
+    assert any((server_directory / "artifacts").rglob("squad_qa.json"))
+
+    # Anyone pointed at the server loads the champion and gets the contract's answers.
+    check = subprocess.run(
+        [sys.executable, "-c",
+         "import mlflow, pandas, json; m = mlflow.pyfunc.load_model('models:/squad-qa@champion'); "
+         "print(json.dumps(m.predict(pandas.DataFrame([{'question': 'Who?', 'context': 'Rollo founded it.'}]))"
+         ".to_dict(orient='records')))"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, describe(check)
+    answers = json.loads(check.stdout.strip().splitlines()[-1])
+    assert len(answers) == 1 and set(answers[0]) == {"answer", "no_answer_probability", "score"}
