@@ -25,11 +25,14 @@ $(STAMP): constraints.txt pyproject.toml packages/common/pyproject.toml packages
 	touch $(STAMP)
 
 # The main job: fine-tune the offline MiniLM-L6 on the shipped SQuAD sample, calibrate, evaluate, export to
-# ONNX, benchmark, log to MLflow (sqlite:///mlflow.db unless MLFLOW_TRACKING_URI is set) and register.
+# ONNX, benchmark, log to MLflow (sqlite:///mlflow.db unless MLFLOW_TRACKING_URI is set) and register; then
+# the leaderboard of the experiment's runs, and the champion served over HTTP answering sample questions.
 demo: $(STAMP)
 	$(VENV)/bin/mlflow run . -e bert_qa --env-manager local --experiment-name squad-qa \
 	  -P preset=minilm-l6 -P epochs=2 -P batch_size=16 -P max_length=256 -P doc_stride=64 \
 	  -P learning_rate=1e-4 -P benchmark_examples=40 -P output_dir=outputs/demo
+	$(VENV)/bin/squad-qa compare --experiment squad-qa --output-dir outputs/compare
+	$(PYTHON) scripts/ask_served_champion.py
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q
