@@ -3,18 +3,9 @@ scoring server over HTTP, with the contract's answers and its 4xx refusals of ba
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
-
 import pandas as pd
 import pytest
-from e2e import job_environment, read_json
+from e2e import background_server, free_port, job_environment, post, read_json
 
 from qa_common.serving import OUTPUT_FIELDS, ServingLimits
 
@@ -98,53 +89,16 @@ def test_each_logged_variant_carries_only_its_own_weights(tracking, champion_job
 # The real scoring server.
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def post(url: str, payload) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 @pytest.fixture(scope="module")
 def server(champion_job, tmp_path_factory):
     """`mlflow models serve -m models:/squad-qa@champion --env-manager local`, stopped (with its workers) after."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            ["mlflow", "models", "serve", "-m", CHAMPION_URI, "--env-manager", "local", "-h", "127.0.0.1",
-             "-p", str(port)],
-            cwd=champion_job.workdir, env=job_environment(champion_job.workdir), stdout=output,
-            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, f"the server exited ({process.returncode}):\n{log.read_text()[-4000:]}"
-            assert time.monotonic() < deadline, f"no /ping in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
+    command = ["mlflow", "models", "serve", "-m", CHAMPION_URI, "--env-manager", "local", "-h", "127.0.0.1",
+               "-p", str(port)]
+    with background_server(command, cwd=champion_job.workdir, env=job_environment(champion_job.workdir),
+                           ready_url=f"http://127.0.0.1:{port}/ping", log=log, timeout_s=SERVER_START_TIMEOUT_S):
         yield f"http://127.0.0.1:{port}/invocations"
-    finally:
-        # The mlflow command starts the web server as a child: stop the whole session it leads.
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
 
 
 def test_the_server_answers_inputs_records(server, slice_examples, served_predictions):

@@ -5,16 +5,20 @@ through the server and answers."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 
 import pytest
-from e2e import REGISTERED_MODEL, TRAIN_DATA, VALIDATION_DATA, describe, job_environment
-from test_serving import free_port
+from e2e import (
+    REGISTERED_MODEL,
+    TRAIN_DATA,
+    VALIDATION_DATA,
+    background_server,
+    describe,
+    free_port,
+    job_environment,
+)
 
 START_TIMEOUT_S = 120
 
@@ -29,34 +33,13 @@ def get(base: str, path: str, **query) -> dict:
 def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tracking-server")
     port = free_port()
-    log = directory / "server.log"
-    with open(log, "w") as output:
-        process = subprocess.Popen(
-            ["mlflow", "server", "--backend-store-uri", f"sqlite:///{directory / 'server.db'}",
-             "--artifacts-destination", str(directory / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-             "--workers", "1"],
-            cwd=directory, env=job_environment(directory), stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True)
+    command = ["mlflow", "server", "--backend-store-uri", f"sqlite:///{directory / 'server.db'}",
+               "--artifacts-destination", str(directory / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "1"]
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            assert process.poll() is None, f"mlflow server exited:\n{log.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, f"no /health in {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
+    with background_server(command, cwd=directory, env=job_environment(directory), ready_url=f"{base}/health",
+                           log=directory / "server.log", timeout_s=START_TIMEOUT_S):
         yield base, directory
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)
 
 
 def test_a_job_logs_and_registers_through_the_server_and_the_rest_api_shows_it(server, tmp_path):

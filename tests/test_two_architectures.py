@@ -4,15 +4,20 @@ and whichever is champion is served by `mlflow models serve` behind the same con
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
-import urllib.request
 
 import pytest
-from e2e import REGISTERED_MODEL, TRAIN_DATA, VALIDATION_DATA, describe, job_environment, squad_qa, tracking_uri
-from test_serving import free_port, post
+from e2e import (
+    REGISTERED_MODEL,
+    TRAIN_DATA,
+    VALIDATION_DATA,
+    background_server,
+    describe,
+    free_port,
+    job_environment,
+    post,
+    squad_qa,
+    tracking_uri,
+)
 
 QUICK = ["--train-data", str(TRAIN_DATA), "--eval-data", str(VALIDATION_DATA), "--max-eval-examples", "60",
          "--epochs", "1", "--batch-size", "32", "--benchmark-examples", "10", "--system-metrics", "false"]
@@ -58,20 +63,10 @@ def test_the_served_lstm_champion_answers_and_rejects_bad_requests(two_runs):
     champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
     assert champion.tags["adapter"] == "lstm_qa"
     port = free_port()
-    process = subprocess.Popen(
-        ["mlflow", "models", "serve", "-m", f"models:/{REGISTERED_MODEL}@champion", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=workdir, env=job_environment(workdir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None and time.monotonic() < deadline, "the server did not come up"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=5):
-                    break
-            except OSError:
-                time.sleep(0.5)
+    command = ["mlflow", "models", "serve", "-m", f"models:/{REGISTERED_MODEL}@champion", "--env-manager", "local",
+               "-h", "127.0.0.1", "-p", str(port)]
+    with background_server(command, cwd=workdir, env=job_environment(workdir),
+                           ready_url=f"http://127.0.0.1:{port}/ping", log=workdir / "server.log"):
         url = f"http://127.0.0.1:{port}/invocations"
         records = [{"question": "Who founded the Normans?", "context": "The Normans were founded by Rollo."},
                    {"question": "What colour is the sky?", "context": "Grass is green and the sea is deep."}]
@@ -85,10 +80,3 @@ def test_the_served_lstm_champion_answers_and_rejects_bad_requests(two_runs):
             assert 0.0 <= answer["no_answer_probability"] <= 1.0
         status, body = post(url, {"inputs": [{"question": "Who?", "context": 5}]})
         assert status == 400 and "context" in json.dumps(body)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)

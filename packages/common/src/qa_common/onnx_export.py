@@ -67,31 +67,15 @@ def export_extractive_onnx(
     axes = {name: sequence_axes.get(name, "sequence") for name in input_names}
     dims = {axis: torch.export.Dim(axis) for axis in sorted(set(axes.values()))}
     batch = torch.export.Dim("batch")
+    outputs = ["start_logits", "end_logits"]
+    if dynamo:
+        shapes = {"dynamic_shapes": (tuple({0: batch, 1: dims[axes[name]]} for name in input_names),)}
+    else:
+        shapes = {"dynamic_axes": {**{name: {0: "batch", 1: axes[name]} for name in input_names},
+                                   **{output: {0: "batch", 1: "sequence"} for output in outputs}}}
     with torch.no_grad():
-        if dynamo:
-            torch.onnx.export(
-                wrapper,
-                sample,
-                str(path),
-                input_names=list(input_names),
-                output_names=["start_logits", "end_logits"],
-                dynamic_shapes=(tuple({0: batch, 1: dims[axes[name]]} for name in input_names),),
-                opset_version=opset,
-                dynamo=True,
-                verbose=False,
-            )
-        else:
-            torch.onnx.export(
-                wrapper,
-                sample,
-                str(path),
-                input_names=list(input_names),
-                output_names=["start_logits", "end_logits"],
-                dynamic_axes={**{name: {0: "batch", 1: axes[name]} for name in input_names},
-                              "start_logits": {0: "batch", 1: "sequence"}, "end_logits": {0: "batch", 1: "sequence"}},
-                opset_version=opset,
-                dynamo=False,
-            )
+        torch.onnx.export(wrapper, sample, str(path), input_names=list(input_names), output_names=outputs,
+                          opset_version=opset, dynamo=dynamo, **shapes)
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     max_difference = 0.0
