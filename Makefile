@@ -11,7 +11,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean ui-check
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ demo: $(STAMP)
 	  -P learning_rate=1e-4 -P benchmark_examples=40 -P output_dir=outputs/demo
 	$(VENV)/bin/squad-qa compare --experiment squad-qa --output-dir outputs/compare
 	$(PYTHON) scripts/ask_served_champion.py
+
+# Screenshots of the MLflow UI (runs, registered model, champion) in headless Chromium, after `make demo`.
+ui-check: $(STAMP)
+	$(PYTHON) scripts/ui_screenshots.py --out outputs/ui
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q
