@@ -24,6 +24,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _environment() -> dict[str, str]:
+    """This environment with this Python's scripts first on PATH: the server starts `uvicorn` by name."""
+    scripts = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -46,7 +52,7 @@ def main() -> int:
     server = subprocess.Popen(
         [mlflow_command, "models", "serve", "-m", args.model, "--env-manager", "local", "-h", "127.0.0.1",
          "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True, env=_environment())
     try:
         deadline = time.monotonic() + args.timeout
         while True:

@@ -23,6 +23,12 @@ import urllib.request
 from pathlib import Path
 
 
+def _environment() -> dict[str, str]:
+    """This environment with this Python's scripts first on PATH: the server starts `uvicorn` by name."""
+    scripts = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -68,7 +74,8 @@ def main() -> int:
     mlflow_command = str(Path(sys.executable).with_name("mlflow"))
     server = subprocess.Popen([mlflow_command, "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
                                "--port", str(port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                              env=_environment())
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
