@@ -14,25 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
-
-def _environment() -> dict[str, str]:
-    """This environment with this Python's scripts first on PATH: the server starts `uvicorn` by name."""
-    scripts = str(Path(sys.executable).parent)
-    return {**os.environ, "PATH": scripts + os.pathsep + os.environ.get("PATH", "")}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from mlflow_process import ServerDidNotStart, free_port, running
 
 
 def chromium() -> str:
@@ -71,48 +57,30 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     browser = chromium()
     port = free_port()
-    mlflow_command = str(Path(sys.executable).with_name("mlflow"))
-    server = subprocess.Popen([mlflow_command, "server", "--backend-store-uri", uri, "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                              env=_environment())
     base = f"http://127.0.0.1:{port}"
+    pages = {
+        "experiment_runs.png": (f"{base}/#/experiments/{experiment.experiment_id}/runs",
+                                [run.info.run_name for run in runs[:3]]),
+        "registered_model.png": (f"{base}/#/models/{args.model}", [args.model, "champion"]),
+        "champion_version.png": (f"{base}/#/models/{args.model}/versions/{champion.version}",
+                                 [f"Version {champion.version}", "champion",
+                                  client.get_run(champion.run_id).info.run_name]),
+    }
+    missing = []
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None or time.monotonic() > deadline:
-                print("mlflow server did not come up", file=sys.stderr)
-                return 1
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5):
-                    break
-            except OSError:
-                time.sleep(0.5)
-        pages = {
-            "experiment_runs.png": (f"{base}/#/experiments/{experiment.experiment_id}/runs",
-                                    [run.info.run_name for run in runs[:3]]),
-            "registered_model.png": (f"{base}/#/models/{args.model}", [args.model, "champion"]),
-            "champion_version.png": (f"{base}/#/models/{args.model}/versions/{champion.version}",
-                                     [f"Version {champion.version}", "champion",
-                                      client.get_run(champion.run_id).info.run_name]),
-        }
-        missing = []
-        for name, (url, expected) in pages.items():
-            dom = render(browser, url, out / name)
-            absent = [text for text in expected if text not in dom]
-            size = (out / name).stat().st_size
-            print(f"{out / name}: {size} bytes; {url}; shows {', '.join(repr(t) for t in expected if t in dom)}"
-                  + (f"; MISSING {absent}" if absent else ""))
-            missing += absent
-        return 1 if missing else 0
-    finally:
-        try:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=20)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
+        with running(["server", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port),
+                      "--workers", "1"], f"{base}/health"):
+            for name, (url, expected) in pages.items():
+                dom = render(browser, url, out / name)
+                absent = [text for text in expected if text not in dom]
+                shown = ", ".join(repr(text) for text in expected if text in dom)
+                print(f"{out / name}: {(out / name).stat().st_size} bytes; {url}; shows {shown}"
+                      + (f"; MISSING {absent}" if absent else ""))
+                missing += absent
+    except ServerDidNotStart as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 1 if missing else 0
 
 
 if __name__ == "__main__":
