@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from mlflow_process import ServerDidNotStart, free_port, running
+from qa_common.tracking.servers import ServerDidNotStart, free_port, running
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def main() -> int:
     port = free_port()
     try:
         with running(["models", "serve", "-m", args.model, "--env-manager", "local", "-h", "127.0.0.1", "-p",
-                      str(port)], f"http://127.0.0.1:{port}/ping", args.timeout):
+                      str(port)], f"http://127.0.0.1:{port}/ping", timeout_s=args.timeout):
             records = [{"question": e.question, "context": e.context} for e in examples]
             request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
                                              data=json.dumps({"inputs": records}).encode(),

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlflow_process import ServerDidNotStart, free_port, running
+from qa_common.tracking.servers import ServerDidNotStart, free_port, running
 
 
 def chromium() -> str:

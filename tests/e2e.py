@@ -7,17 +7,12 @@ default artifact root (./mlruns) lands there too.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,12 +116,6 @@ def read_json(path: Path):
     return json.loads(Path(path).read_text())
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def post(url: str, payload) -> tuple[int, dict]:
     """POST ``payload`` as JSON; (status, decoded body) for success and HTTP errors alike."""
     request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
@@ -136,33 +125,3 @@ def post(url: str, payload) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
-
-
-@contextlib.contextmanager
-def background_server(command: Sequence[str], *, cwd: Path, env: dict[str, str], ready_url: str, log: Path,
-                      timeout_s: float = 120) -> Iterator[subprocess.Popen]:
-    """Start ``command`` (an `mlflow ...` server) in its own process session, wait until ``ready_url`` answers
-    200, and stop the whole session (the server and its workers) on exit."""
-    with open(log, "w") as output:
-        process = subprocess.Popen(list(command), cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert process.poll() is None, f"the server exited ({process.returncode}):\n{log.read_text()[-4000:]}"
-            assert time.monotonic() < deadline, f"no answer from {ready_url} in {timeout_s} s:\n" \
-                f"{log.read_text()[-4000:]}"
-            try:
-                with urllib.request.urlopen(ready_url, timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        yield process
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=20)

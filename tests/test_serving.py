@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from e2e import background_server, free_port, job_environment, post, read_json
+from e2e import job_environment, post, read_json
 
 from qa_common.serving import OUTPUT_FIELDS, ServingLimits
+from qa_common.tracking.servers import free_port, running
 
 CHAMPION_URI = "models:/squad-qa@champion"
 SERVER_START_TIMEOUT_S = 120
@@ -94,10 +95,9 @@ def server(champion_job, tmp_path_factory):
     """`mlflow models serve -m models:/squad-qa@champion --env-manager local`, stopped (with its workers) after."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
-    command = ["mlflow", "models", "serve", "-m", CHAMPION_URI, "--env-manager", "local", "-h", "127.0.0.1",
-               "-p", str(port)]
-    with background_server(command, cwd=champion_job.workdir, env=job_environment(champion_job.workdir),
-                           ready_url=f"http://127.0.0.1:{port}/ping", log=log, timeout_s=SERVER_START_TIMEOUT_S):
+    command = ["models", "serve", "-m", CHAMPION_URI, "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    with running(command, f"http://127.0.0.1:{port}/ping", cwd=champion_job.workdir,
+                 env=job_environment(champion_job.workdir), log=log, timeout_s=SERVER_START_TIMEOUT_S):
         yield f"http://127.0.0.1:{port}/invocations"
 
 

@@ -14,11 +14,11 @@ from e2e import (
     REGISTERED_MODEL,
     TRAIN_DATA,
     VALIDATION_DATA,
-    background_server,
     describe,
-    free_port,
     job_environment,
 )
+
+from qa_common.tracking.servers import free_port, running
 
 START_TIMEOUT_S = 120
 
@@ -33,12 +33,12 @@ def get(base: str, path: str, **query) -> dict:
 def server(tmp_path_factory):
     directory = tmp_path_factory.mktemp("tracking-server")
     port = free_port()
-    command = ["mlflow", "server", "--backend-store-uri", f"sqlite:///{directory / 'server.db'}",
+    command = ["server", "--backend-store-uri", f"sqlite:///{directory / 'server.db'}",
                "--artifacts-destination", str(directory / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
                "--workers", "1"]
     base = f"http://127.0.0.1:{port}"
-    with background_server(command, cwd=directory, env=job_environment(directory), ready_url=f"{base}/health",
-                           log=directory / "server.log", timeout_s=START_TIMEOUT_S):
+    with running(command, f"{base}/health", cwd=directory, env=job_environment(directory),
+                 log=directory / "server.log", timeout_s=START_TIMEOUT_S):
         yield base, directory
 
 

@@ -10,14 +10,14 @@ from e2e import (
     REGISTERED_MODEL,
     TRAIN_DATA,
     VALIDATION_DATA,
-    background_server,
     describe,
-    free_port,
     job_environment,
     post,
     squad_qa,
     tracking_uri,
 )
+
+from qa_common.tracking.servers import free_port, running
 
 QUICK = ["--train-data", str(TRAIN_DATA), "--eval-data", str(VALIDATION_DATA), "--max-eval-examples", "60",
          "--epochs", "1", "--batch-size", "32", "--benchmark-examples", "10", "--system-metrics", "false"]
@@ -63,10 +63,10 @@ def test_the_served_lstm_champion_answers_and_rejects_bad_requests(two_runs):
     champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
     assert champion.tags["adapter"] == "lstm_qa"
     port = free_port()
-    command = ["mlflow", "models", "serve", "-m", f"models:/{REGISTERED_MODEL}@champion", "--env-manager", "local",
+    command = ["models", "serve", "-m", f"models:/{REGISTERED_MODEL}@champion", "--env-manager", "local",
                "-h", "127.0.0.1", "-p", str(port)]
-    with background_server(command, cwd=workdir, env=job_environment(workdir),
-                           ready_url=f"http://127.0.0.1:{port}/ping", log=workdir / "server.log"):
+    with running(command, f"http://127.0.0.1:{port}/ping", cwd=workdir, env=job_environment(workdir),
+                 log=workdir / "server.log"):
         url = f"http://127.0.0.1:{port}/invocations"
         records = [{"question": "Who founded the Normans?", "context": "The Normans were founded by Rollo."},
                    {"question": "What colour is the sky?", "context": "Grass is green and the sea is deep."}]
