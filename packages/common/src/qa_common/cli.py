@@ -123,35 +123,28 @@ def _compare(args, extra: list[str]) -> int:
     return 0
 
 
-def _flag(value: str) -> bool:
-    if str(value).lower() not in ("true", "false", "1", "0", "yes", "no"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-    return str(value).lower() in ("true", "1", "yes")
-
-
-def _optional_float(value: str) -> float | None:
-    """MLproject passes every parameter: an empty string means "not set"."""
-    return float(value) if str(value).strip() else None
-
-
 def _promote(args, extra: list[str]) -> int:
+    from qa_common.config import coerce
     from qa_common.tracking import models
     from qa_common.tracking.runs import configure_tracking
 
     if extra:
         raise UsageError(f"unexpected arguments {extra}")
-    chosen = [bool(args.version), bool(args.run_id), bool(args.rollback)]
+    # MLproject passes every parameter, unset ones as "".
+    rollback = coerce(args.rollback, bool, "--rollback")
+    max_latency_ms = coerce(args.max_latency_ms, float | None, "--max-latency-ms")
+    max_size_mb = coerce(args.max_size_mb, float | None, "--max-size-mb")
+    chosen = [bool(args.version), bool(args.run_id), rollback]
     if sum(chosen) != 1:
         raise UsageError("give exactly one of --version, --run-id or --rollback")
     configure_tracking()
-    if args.rollback:
+    if rollback:
         decision = models.rollback(args.registered_model)
         print(f"{args.registered_model}@{models.CHAMPION} is version {decision.version} again: {decision.reason}")
         return 0
     version = args.version or models.register_run_model(args.run_id, args.registered_model)
-    max_size_mb = _optional_float(args.max_size_mb)
     decision = models.promote_if_better(
-        args.registered_model, version, metric=args.metric, max_latency_ms=_optional_float(args.max_latency_ms),
+        args.registered_model, version, metric=args.metric, max_latency_ms=max_latency_ms,
         max_size_bytes=max_size_mb * 1e6 if max_size_mb is not None else None)
     verdict = f"promoted to {models.CHAMPION}" if decision.promoted else \
         f"not promoted (kept as {models.CHALLENGER})"
@@ -204,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--registered-model", default="squad-qa")
     promote.add_argument("--version", default="", help="the registered version to promote")
     promote.add_argument("--run-id", default="", help="promote this run's model (registered first if need be)")
-    promote.add_argument("--rollback", nargs="?", const="true", default="false", type=_flag,
+    promote.add_argument("--rollback", nargs="?", const="true", default="false",
                          help="make the previous champion the champion again")
     promote.add_argument("--metric", default="exact", help="the version tag the candidate must beat the champion on")
     promote.add_argument("--max-latency-ms", default="", help="refuse a candidate whose p50 latency is higher")

@@ -24,8 +24,9 @@ def _field_types(cls: type) -> dict[str, Any]:
     return {field.name: hints[field.name] for field in dataclasses.fields(cls)}
 
 
-def _coerce(value: Any, annotation: Any, key: str) -> Any:
-    """Convert ``value`` (often a string from the command line) to ``annotation``."""
+def coerce(value: Any, annotation: Any, key: str) -> Any:
+    """Convert ``value`` (often a string from the command line or MLproject) to ``annotation``; raises
+    ConfigError naming ``key``. ``""`` is None for an optional type."""
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):
         members = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
@@ -34,7 +35,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         errors = []
         for member in members:
             try:
-                return _coerce(value, member, key)
+                return coerce(value, member, key)
             except ConfigError as error:
                 errors.append(str(error))
         raise ConfigError("; ".join(errors))
@@ -47,7 +48,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
         (item_type, *_) = typing.get_args(annotation) or (str,)
         items = value.split(",") if isinstance(value, str) else list(value)
         items = [item.strip() if isinstance(item, str) else item for item in items if item != ""]
-        return origin(_coerce(item, item_type, key) for item in items)
+        return origin(coerce(item, item_type, key) for item in items)
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -104,7 +105,7 @@ def build_config(cls: type[T], *layers: Mapping[str, Any]) -> T:
                 f"unknown {cls.__name__} key(s): {', '.join(unknown)}; known: {', '.join(sorted(types_by_name))}"
             )
         for key, value in layer.items():
-            values[key] = _coerce(value, types_by_name[key], key)
+            values[key] = coerce(value, types_by_name[key], key)
     return cls(**values)
 
 

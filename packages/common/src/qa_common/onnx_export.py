@@ -65,11 +65,10 @@ def export_extractive_onnx(
     # to the sample's shapes (logits off by 0.4 on other shapes).
     sequence_axes = dict(sequence_axes or {})
     axes = {name: sequence_axes.get(name, "sequence") for name in input_names}
-    dims = {axis: torch.export.Dim(axis) for axis in sorted(set(axes.values()))}
-    batch = torch.export.Dim("batch")
     outputs = ["start_logits", "end_logits"]
     if dynamo:
-        shapes = {"dynamic_shapes": (tuple({0: batch, 1: dims[axes[name]]} for name in input_names),)}
+        dims = {axis: torch.export.Dim(axis) for axis in {"batch", *axes.values()}}
+        shapes = {"dynamic_shapes": (tuple({0: dims["batch"], 1: dims[axes[name]]} for name in input_names),)}
     else:
         shapes = {"dynamic_axes": {**{name: {0: "batch", 1: axes[name]} for name in input_names},
                                    **{output: {0: "batch", 1: "sequence"} for output in outputs}}}

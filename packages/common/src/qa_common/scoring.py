@@ -18,7 +18,8 @@ from qa_common.data.examples import SquadExample
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
 _METRICS = ("exact", "f1")
-THRESHOLD_RULES = ("best", "one-se")
+# Rules of choose_no_answer_threshold, with how a run describes the threshold each chose.
+THRESHOLD_RULES = {"best": "best", "one-se": "lowest within one SE of the best"}
 _MAX_LISTED_IDS = 5
 
 

@@ -12,34 +12,12 @@ from safetensors.torch import load_file, save_file
 from lstm_qa.config import LstmQAConfig
 from lstm_qa.embeddings import embedding_matrix, load_vectors, token_coverage
 from lstm_qa.modules import BiDAF, Reader, SeedReader
-from lstm_qa.text import (
-    NULL_ID,
-    PAD_ID,
-    SPECIAL_TOKENS,
-    Vocabulary,
-    make_word_windows,
-    normalize,
-    tokenize,
-    training_texts,
-)
+from lstm_qa.text import NULL_ID, SPECIAL_TOKENS, Vocabulary, make_word_windows, training_texts, word_lists
 from qa_common.data.examples import SquadExample
 from qa_common.data.windows import ExtractiveFeatures
 from qa_common.extractive import ExtractiveQAModel, OnnxRunner, TorchRunner
 
 WEIGHTS_FILE = "model.safetensors"
-
-
-class WordTokenizer:
-    """What the shared extractive pipeline asks of a tokenizer, for a word vocabulary."""
-
-    pad_token_id = PAD_ID
-
-    def __init__(self, vocabulary: Vocabulary):
-        self.vocabulary = vocabulary
-
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocabulary)
 
 
 def build_module(config: LstmQAConfig, embeddings: torch.Tensor) -> Reader:
@@ -63,8 +41,11 @@ class LstmQAModel(ExtractiveQAModel):
     onnx_dynamo = False  # torch.export's LSTM graph broke on other shapes in ONNX Runtime; the tracer's LSTM nodes work
 
     def __init__(self, module: Reader | None, vocabulary: Vocabulary | None, config: LstmQAConfig, runner=None):
-        super().__init__(module, WordTokenizer(vocabulary) if vocabulary else None, config, runner)
-        self.vocabulary = vocabulary
+        super().__init__(module, vocabulary, config, runner)
+
+    @property
+    def vocabulary(self) -> Vocabulary | None:
+        return self.tokenizer
 
     def _ready(self) -> None:
         if self.vocabulary is None or (self.module is None and isinstance(self.runner, TorchRunner)):
@@ -77,19 +58,17 @@ class LstmQAModel(ExtractiveQAModel):
         if not examples:
             raise ValueError("lstm_qa needs training examples to build its vocabulary")
         c = self.config
-        texts = training_texts(examples)
-        vocabulary = Vocabulary.build(texts, max_size=c.vocabulary_size, min_count=c.min_count)
-        sentences = [[normalize(word) for word in tokenize(text)[0]] for text in texts] \
-            if c.embeddings == "fasttext-train" else None
+        sentences = word_lists(training_texts(examples))
+        words = [word for sentence in sentences for word in sentence]
+        vocabulary = Vocabulary.from_words(words, max_size=c.vocabulary_size, min_count=c.min_count)
         vectors = load_vectors(c.embeddings, sentences=sentences, dim=c.embedding_dim, seed=c.seed,
                                fasttext_epochs=c.fasttext_epochs)
         matrix, type_coverage = embedding_matrix(vocabulary.words, vectors, c.embedding_dim, c.seed,
                                                  special=len(SPECIAL_TOKENS))
-        coverage = token_coverage((normalize(w) for text in texts for w in tokenize(text)[0]), vectors)
+        coverage = token_coverage(words, vectors)
         torch.manual_seed(c.seed)
         self.module = build_module(c, torch.from_numpy(np.ascontiguousarray(matrix)))
-        self.vocabulary = vocabulary
-        self.tokenizer = WordTokenizer(vocabulary)
+        self.tokenizer = vocabulary
         self.runner = TorchRunner(self.module)
         return {"vocabulary_size": float(len(vocabulary)), "embedding_token_coverage": coverage,
                 "embedding_vocabulary_coverage": type_coverage}
@@ -122,14 +101,10 @@ class LstmQAModel(ExtractiveQAModel):
 
 
 def build_model(config: LstmQAConfig) -> LstmQAModel:
-    """A model waiting for ``prepare``: the vocabulary and embeddings depend on the training data."""
-    build_module_check(config)
-    return LstmQAModel(None, None, config)
-
-
-def build_module_check(config: LstmQAConfig) -> None:
-    """Fail on a bad reader, attention or pooling before any data is read or run started."""
+    """A model waiting for ``prepare``: the vocabulary and embeddings depend on the training data. A bad reader,
+    attention or pooling fails here, on a throwaway module, before any data is read or run started."""
     build_module(config, torch.zeros(len(SPECIAL_TOKENS) + 1, 4))
+    return LstmQAModel(None, None, config)
 
 
 def load_model(directory: Path, config: LstmQAConfig, runtime: str = "torch") -> LstmQAModel:

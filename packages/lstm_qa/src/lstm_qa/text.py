@@ -47,14 +47,22 @@ def normalize(word: str) -> str:
 
 @dataclass
 class Vocabulary:
-    """Word to id; ids 0-2 are padding, unknown word and the no-answer position."""
+    """Word to id; ids 0-2 are padding, unknown word and the no-answer position.
+
+    It is also what the shared extractive pipeline asks of a tokenizer (``pad_token_id``, ``vocab_size``).
+    """
 
     words: list[str]
+    pad_token_id = PAD_ID
 
     def __post_init__(self) -> None:
         self.index = {word: position for position, word in enumerate(self.words)}
 
     def __len__(self) -> int:
+        return len(self.words)
+
+    @property
+    def vocab_size(self) -> int:
         return len(self.words)
 
     def ids(self, words: Iterable[str]) -> list[int]:
@@ -64,7 +72,13 @@ class Vocabulary:
     def build(cls, texts: Iterable[str], *, max_size: int, min_count: int = 1) -> Vocabulary:
         """The ``max_size`` most frequent normalised words of ``texts`` seen at least ``min_count`` times (ties
         broken alphabetically, so the same texts always give the same vocabulary)."""
-        counts = Counter(normalize(word) for text in texts for word in tokenize(text)[0])
+        return cls.from_words((word for sentence in word_lists(texts) for word in sentence), max_size=max_size,
+                              min_count=min_count)
+
+    @classmethod
+    def from_words(cls, words: Iterable[str], *, max_size: int, min_count: int = 1) -> Vocabulary:
+        """As ``build``, from the normalised words of the texts."""
+        counts = Counter(words)
         ranked = sorted((word for word, count in counts.items() if count >= min_count),
                         key=lambda word: (-counts[word], word))
         return cls(list(SPECIAL_TOKENS) + ranked[: max(0, max_size - len(SPECIAL_TOKENS))])
@@ -81,6 +95,11 @@ class Vocabulary:
         if list(words[: len(SPECIAL_TOKENS)]) != list(SPECIAL_TOKENS):
             raise ValueError(f"{path}: not an lstm_qa vocabulary (it must start with {SPECIAL_TOKENS})")
         return cls(words)
+
+
+def word_lists(texts: Iterable[str]) -> list[list[str]]:
+    """The normalised words of each text."""
+    return [[normalize(word) for word in tokenize(text)[0]] for text in texts]
 
 
 def training_texts(examples: Sequence[SquadExample]) -> list[str]:

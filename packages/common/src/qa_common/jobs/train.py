@@ -27,6 +27,7 @@ from qa_common.data.negatives import make_perturbed_negatives, make_synthetic_ne
 from qa_common.data.readers import LoadedSquad, load_squad, split_by_article
 from qa_common.jobs.benchmark import benchmark_model, directory_size_bytes, hardware_description
 from qa_common.jobs.evaluate import DEFAULT_NO_ANSWER_THRESHOLD, calibrate_threshold, evaluate, score_table
+from qa_common.scoring import THRESHOLD_RULES
 
 REPO_SAMPLE = Path("data/sample")
 
@@ -291,8 +292,8 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
             threshold, calibration_scores = calibrate_threshold(
                 model, data.calibration, metric=job.threshold_metric, rule=job.threshold_rule,
                 batch_size=job.eval_batch_size)
-            rule = "best" if job.threshold_rule == "best" else "lowest within one SE of the best"
-            threshold_source = f"{rule} {job.threshold_metric} on {data.calibration_source}"
+            threshold_source = (f"{THRESHOLD_RULES[job.threshold_rule]} {job.threshold_metric} on "
+                                f"{data.calibration_source}")
             runs.log_metrics({f"calibration_{k}": v for k, v in calibration_scores.items()
                               if k in ("exact", "f1", "HasAns_f1", "NoAns_exact")})
         else:
@@ -341,10 +342,9 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
                                         runtime="onnx", input_example=example_input)
         registration = None
         if job.register:
-            version_tags = {**{k: metrics[k] for k in ("exact", "f1", "HasAns_f1", "NoAns_exact") if k in metrics},
-                            "eval_data_digest": eval_digest, "adapter": adapter_name, "preset": preset,
-                            "no_answer_threshold": threshold, "runtimes": ",".join(runtimes)}
-            version = tracked_models.register(model_uri, job.registered_model, version_tags)
+            version = tracked_models.register(model_uri, job.registered_model, tracked_models.version_tags(
+                metrics, eval_data_digest=eval_digest, adapter=adapter_name, preset=preset,
+                no_answer_threshold=threshold, runtimes=runtimes))
             registration = {"name": job.registered_model, "version": version}
             if job.promote:
                 decision = tracked_models.promote_if_better(job.registered_model, version)

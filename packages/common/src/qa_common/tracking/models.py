@@ -92,6 +92,18 @@ class Registration:
     reason: str
 
 
+def version_tags(metrics: Mapping[str, float], *, eval_data_digest: str, adapter: str, preset: str,
+                 no_answer_threshold: float | str, runtimes: Sequence[str] = ()) -> dict[str, Any]:
+    """The tags a registered version carries: the scores the gate compares, the data they were measured on,
+    what the model is, its threshold and (when known) the runtimes it was logged for."""
+    tags = {**{key: metrics[key] for key in ("exact", "f1", "HasAns_f1", "NoAns_exact") if key in metrics},
+            "eval_data_digest": eval_data_digest, "adapter": adapter, "preset": preset,
+            "no_answer_threshold": no_answer_threshold}
+    if runtimes:
+        tags["runtimes"] = ",".join(runtimes)
+    return tags
+
+
 def register(model_uri: str, name: str, tags: Mapping[str, Any]) -> str:
     """Create a registered version with ``tags``; on any failure after creation the version is removed."""
     client = MlflowClient()
@@ -187,10 +199,10 @@ def promote_if_better(name: str, candidate_version: str, *, metric: str = "exact
         raise PromotionError(f"{name} version {candidate_version} has no {metric!r} tag to compare")
     candidate_score = float(candidate.tags[metric])
     champion = champion_version(name)
-    failures = _limit_failures(client, candidate.run_id, max_latency_ms, max_size_bytes)
     if champion is not None and str(champion.version) == str(candidate_version):
-        promoted, reason = False, f"version {candidate_version} is already the champion"
-    elif failures:
+        return Registration(name, candidate_version, False, f"version {candidate_version} is already the champion")
+    failures = _limit_failures(client, candidate.run_id, max_latency_ms, max_size_bytes)
+    if failures:
         promoted, reason = False, "over limits: " + "; ".join(failures)
     elif champion is None:
         promoted, reason = True, f"no champion yet; {metric} {candidate_score:.4f}"
@@ -207,8 +219,6 @@ def promote_if_better(name: str, candidate_version: str, *, metric: str = "exact
                   f"{metric} {champion_score:.4f} on the same evaluation data")
     if promoted and (max_latency_ms is not None or max_size_bytes is not None):
         reason += "; within limits"
-    if champion is not None and str(champion.version) == str(candidate_version):
-        return Registration(name, candidate_version, False, reason)
     client.set_model_version_tag(name, candidate_version, "promotion_decision",
                                  "promoted" if promoted else "rejected")
     client.set_model_version_tag(name, candidate_version, "promotion_reason", reason)
@@ -262,10 +272,9 @@ def register_run_model(run_id: str, name: str, *, artifact: str = "model") -> st
     metrics, tags = run.data.metrics, run.data.tags
     if "exact" not in metrics or "eval_data_digest" not in tags:
         raise PromotionError(f"run {run_id} is not a squad-qa training run (no exact metric or evaluation digest)")
-    version_tags = {**{k: metrics[k] for k in ("exact", "f1", "HasAns_f1", "NoAns_exact") if k in metrics},
-                    "eval_data_digest": tags["eval_data_digest"], "adapter": tags.get("adapter", ""),
-                    "preset": tags.get("preset", ""), "no_answer_threshold": metrics.get("no_answer_threshold", "")}
-    return register(f"runs:/{run_id}/{artifact}", name, version_tags)
+    return register(f"runs:/{run_id}/{artifact}", name, version_tags(
+        metrics, eval_data_digest=tags["eval_data_digest"], adapter=tags.get("adapter", ""),
+        preset=tags.get("preset", ""), no_answer_threshold=metrics.get("no_answer_threshold", "")))
 
 
 def resolve_model_directory(model: str) -> tuple[Path, str | None]:
