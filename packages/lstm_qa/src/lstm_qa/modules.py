@@ -89,6 +89,12 @@ class Reader(nn.Module):
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.embedding(ids))
 
+    def encode(self, input_ids, context_mask, question_ids):
+        """Context and question through the reader's shared ``encoder``; with the question's mask."""
+        question_mask = question_ids != 0
+        context = self.encoder(self.embed(input_ids), context_mask)
+        return context, self.encoder(self.embed(question_ids), question_mask), question_mask
+
     def span_logits(self, input_ids, attention_mask, question_ids) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
@@ -133,9 +139,7 @@ class SeedReader(Reader):
         self.end = nn.Linear(2 * size, 1)
 
     def span_logits(self, input_ids, context_mask, question_ids):
-        question_mask = question_ids != 0
-        context = self.encoder(self.embed(input_ids), context_mask)
-        question = self.encoder(self.embed(question_ids), question_mask)
+        context, question, question_mask = self.encode(input_ids, context_mask, question_ids)
         summary = self.pooling(question, question_mask)
         if self.attention_kind == "dot":
             weights = masked_softmax(context @ question.transpose(1, 2), question_mask.unsqueeze(1), dim=-1)
@@ -176,9 +180,7 @@ class BiDAF(Reader):
         self.end = nn.Linear(5 * size, 1)
 
     def span_logits(self, input_ids, context_mask, question_ids):
-        question_mask = question_ids != 0
-        context = self.encoder(self.embed(input_ids), context_mask)
-        question = self.encoder(self.embed(question_ids), question_mask)
+        context, question, question_mask = self.encode(input_ids, context_mask, question_ids)
         similarity = (self.similarity_context(context) + self.similarity_question(question).transpose(1, 2)
                       + (context * self.similarity_product) @ question.transpose(1, 2))  # (B, L, Q)
         to_question = masked_softmax(similarity, question_mask.unsqueeze(1), dim=-1) @ question
