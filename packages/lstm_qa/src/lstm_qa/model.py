@@ -22,7 +22,8 @@ WEIGHTS_FILE = "model.safetensors"
 
 def build_module(config: LstmQAConfig, embeddings: torch.Tensor) -> Reader:
     """The reader ``config`` describes, with ``embeddings`` (vocabulary x dim) as its initial embedding."""
-    common = {"freeze_embeddings": config.freeze_embeddings, "dropout": config.dropout, "l2": config.l2}
+    common = {"freeze_embeddings": config.freeze_embeddings, "dropout": config.dropout, "l2": config.l2,
+              "exact_match": config.exact_match}
     if config.reader == "bidaf":
         return BiDAF(embeddings, hidden_size=config.hidden_size, modeling_layers=config.modeling_layers, **common)
     if config.reader == "seed":
@@ -52,9 +53,10 @@ class LstmQAModel(ExtractiveQAModel):
             raise RuntimeError("this lstm_qa model has no vocabulary yet: call prepare(training examples) first")
 
     def prepare(self, examples: Sequence[SquadExample]) -> dict[str, float]:
-        """Build the vocabulary from the training questions and contexts, load or train the embeddings, and
-        build the reader on them. Returns the vocabulary size and the embeddings' coverage of the training
-        tokens (share of word occurrences found) and of the vocabulary (share of words found)."""
+        """Build the vocabulary from the training questions and contexts (plus the ``pretrained_words`` most
+        frequent words of the vectors), load or train the embeddings, and build the reader on them. Returns the
+        vocabulary size and the embeddings' coverage of the training tokens (share of word occurrences found)
+        and of the vocabulary (share of words found)."""
         if not examples:
             raise ValueError("lstm_qa needs training examples to build its vocabulary")
         c = self.config
@@ -63,6 +65,8 @@ class LstmQAModel(ExtractiveQAModel):
         vocabulary = Vocabulary.from_words(words, max_size=c.vocabulary_size, min_count=c.min_count)
         vectors = load_vectors(c.embeddings, sentences=sentences, dim=c.embedding_dim, seed=c.seed,
                                fasttext_epochs=c.fasttext_epochs)
+        if c.pretrained_words and vectors is not None:
+            vocabulary = vocabulary.extended(vectors.index_to_key[: c.pretrained_words])
         matrix, type_coverage = embedding_matrix(vocabulary.words, vectors, c.embedding_dim, c.seed,
                                                  special=len(SPECIAL_TOKENS))
         coverage = token_coverage(words, vectors)

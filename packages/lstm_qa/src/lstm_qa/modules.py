@@ -14,6 +14,7 @@ from torch import nn
 from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
 MASKED = -1e4
+FIRST_WORD_ID = 3  # ids 0-2 are padding, the unknown word and the no-answer position (lstm_qa.text)
 
 
 def reverse_within_length(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -45,6 +46,13 @@ class BiLSTM(nn.Module):
             behind = reverse_within_length(backward_lstm(reverse_within_length(values, lengths))[0], lengths)
             values = torch.cat([ahead, behind], dim=-1)
         return values * mask.unsqueeze(-1).to(values.dtype)
+
+
+def occurs_in(ids: torch.Tensor, mask: torch.Tensor, other_ids: torch.Tensor, other_mask: torch.Tensor):
+    """(B, T, 1): 1.0 where the word of ``ids`` is a real, known word that also occurs in ``other_ids``."""
+    same = (ids.unsqueeze(2) == other_ids.unsqueeze(1)) & other_mask.unsqueeze(1)
+    known = mask & (ids > FIRST_WORD_ID - 1)
+    return (same.to(torch.float32).amax(dim=-1) * known.to(torch.float32)).unsqueeze(-1)
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
@@ -80,11 +88,18 @@ def span_loss(start_logits, end_logits, start_positions, end_positions) -> torch
 class Reader(nn.Module):
     """What every reader shares: the embedding (optionally frozen), dropout, the L2 penalty and the loss."""
 
-    def __init__(self, embeddings: torch.Tensor, *, freeze_embeddings: bool, dropout: float, l2: float):
+    def __init__(self, embeddings: torch.Tensor, *, freeze_embeddings: bool, dropout: float, l2: float,
+                 exact_match: bool = False):
         super().__init__()
         self.embedding = nn.Embedding.from_pretrained(embeddings.float(), freeze=freeze_embeddings, padding_idx=0)
         self.dropout = nn.Dropout(dropout)
         self.l2 = l2
+        self.exact_match = exact_match
+
+    @property
+    def input_size(self) -> int:
+        """Width of what the encoder reads: the embedding, plus the exact-match feature when it is on."""
+        return self.embedding.embedding_dim + int(self.exact_match)
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.embedding(ids))
@@ -92,8 +107,12 @@ class Reader(nn.Module):
     def encode(self, input_ids, context_mask, question_ids):
         """Context and question through the reader's shared ``encoder``; with the question's mask."""
         question_mask = question_ids != 0
-        context = self.encoder(self.embed(input_ids), context_mask)
-        return context, self.encoder(self.embed(question_ids), question_mask), question_mask
+        context, question = self.embed(input_ids), self.embed(question_ids)
+        if self.exact_match:
+            context = torch.cat([context, occurs_in(input_ids, context_mask, question_ids, question_mask)], -1)
+            question = torch.cat([question, occurs_in(question_ids, question_mask, input_ids, context_mask)], -1)
+        context = self.encoder(context, context_mask)
+        return context, self.encoder(question, question_mask), question_mask
 
     def span_logits(self, input_ids, attention_mask, question_ids) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
@@ -123,10 +142,11 @@ class SeedReader(Reader):
 
     def __init__(self, embeddings: torch.Tensor, *, hidden_size: int, attention: str, heads: int, pooling: str,
                  residual: bool, lstm_layers: int, max_question_length: int, freeze_embeddings: bool,
-                 dropout: float, l2: float):
-        super().__init__(embeddings, freeze_embeddings=freeze_embeddings, dropout=dropout, l2=l2)
+                 dropout: float, l2: float, exact_match: bool = False):
+        super().__init__(embeddings, freeze_embeddings=freeze_embeddings, dropout=dropout, l2=l2,
+                         exact_match=exact_match)
         size = 2 * hidden_size
-        self.encoder = BiLSTM(embeddings.shape[1], hidden_size, lstm_layers, dropout)
+        self.encoder = BiLSTM(self.input_size, hidden_size, lstm_layers, dropout)
         self.attention_kind = attention
         if attention in ("multihead", "self"):
             self.attention = nn.MultiheadAttention(size, heads, dropout=dropout, batch_first=True)
@@ -167,10 +187,11 @@ class BiDAF(Reader):
     """
 
     def __init__(self, embeddings: torch.Tensor, *, hidden_size: int, modeling_layers: int,
-                 freeze_embeddings: bool, dropout: float, l2: float):
-        super().__init__(embeddings, freeze_embeddings=freeze_embeddings, dropout=dropout, l2=l2)
+                 freeze_embeddings: bool, dropout: float, l2: float, exact_match: bool = False):
+        super().__init__(embeddings, freeze_embeddings=freeze_embeddings, dropout=dropout, l2=l2,
+                         exact_match=exact_match)
         size = 2 * hidden_size
-        self.encoder = BiLSTM(embeddings.shape[1], hidden_size, 1, dropout)
+        self.encoder = BiLSTM(self.input_size, hidden_size, 1, dropout)
         self.similarity_context = nn.Linear(size, 1, bias=False)
         self.similarity_question = nn.Linear(size, 1, bias=False)
         self.similarity_product = nn.Parameter(torch.full((size,), size**-0.5))

@@ -83,6 +83,11 @@ class Vocabulary:
                         key=lambda word: (-counts[word], word))
         return cls(list(SPECIAL_TOKENS) + ranked[: max(0, max_size - len(SPECIAL_TOKENS))])
 
+    def extended(self, words: Iterable[str]) -> Vocabulary:
+        """This vocabulary followed by those of ``words`` (normalised) it lacks, in their order."""
+        added = dict.fromkeys(normalize(word) for word in words)
+        return Vocabulary(self.words + [word for word in added if word not in self.index])
+
     def save(self, directory: Path) -> None:
         (Path(directory) / VOCABULARY_FILE).write_text(json.dumps(self.words, ensure_ascii=False))
 
