@@ -28,7 +28,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("preset", ["model1", "model2", "model3", "model4", "bidaf"])
-def test_each_preset_builds_its_reader_and_its_loss_falls_on_real_questions(preset):
+def test_each_preset_builds_its_reader_learns_on_real_questions_and_exports_to_onnx(preset, tmp_path):
     adapter = LstmAdapter()
     # The preset's architecture and embeddings, at a size that trains in seconds on a CPU.
     config = adapter.config(preset, {"hidden_size": 16, "vocabulary_size": 1000})
@@ -63,6 +63,10 @@ def test_each_preset_builds_its_reader_and_its_loss_falls_on_real_questions(pres
     losses = train_briefly(model, examples, check)
     after = mean_loss(model, examples)
     assert all(np.isfinite(losses)) and after < 0.75 * before, (preset, before, after)
+    # The exported graph gives the same logits on batches and lengths other than the one it was traced with.
+    model.module.eval()
+    parity = model.export_onnx(tmp_path, examples)
+    assert parity["onnx_parity_features"] >= len(examples) and parity["onnx_max_abs_logit_diff"] < 1e-4
 
 
 def test_the_job_trains_prepares_and_logs_an_lstm_reader(tmp_path, monkeypatch):

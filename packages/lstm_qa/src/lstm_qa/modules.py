@@ -59,6 +59,29 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.
     return torch.softmax(scores.masked_fill(~mask, MASKED), dim=dim)
 
 
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention with ``heads`` heads. Written out rather than ``nn.MultiheadAttention``,
+    whose traced ONNX graph fixes batch x heads as a constant and fails on any other batch or length."""
+
+    def __init__(self, size: int, heads: int, dropout: float):
+        super().__init__()
+        if size % heads:
+            raise ValueError(f"attention width {size} is not divisible by {heads} heads")
+        self.heads = heads
+        self.query, self.key, self.value, self.out = (nn.Linear(size, size) for _ in range(4))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """(B, T, size) ``query`` attending over (B, S, size) ``keys`` whose real positions ``key_mask`` marks."""
+        def split(values):  # (B, T, size) -> (B, heads, T, size / heads)
+            return values.unflatten(-1, (self.heads, -1)).transpose(1, 2)
+
+        query_heads, key_heads, value_heads = split(self.query(query)), split(self.key(keys)), split(self.value(keys))
+        scores = query_heads @ key_heads.transpose(-1, -2) * query_heads.shape[-1] ** -0.5
+        weights = self.dropout(masked_softmax(scores, key_mask[:, None, None, :], dim=-1))
+        return self.out((weights @ value_heads).transpose(1, 2).flatten(2))
+
+
 class QuestionPooling(nn.Module):
     """One vector for the question: "flatten" (a learned matrix per question position, summed: what Flatten +
     Dense computes over a fixed-length question) or "max" (global max pooling over the real words)."""
@@ -149,7 +172,7 @@ class SeedReader(Reader):
         self.encoder = BiLSTM(self.input_size, hidden_size, lstm_layers, dropout)
         self.attention_kind = attention
         if attention in ("multihead", "self"):
-            self.attention = nn.MultiheadAttention(size, heads, dropout=dropout, batch_first=True)
+            self.attention = MultiHeadAttention(size, heads, dropout)
         elif attention != "dot":
             raise ValueError(f"unknown attention {attention!r}; expected 'dot', 'multihead' or 'self'")
         self.pooling = QuestionPooling(pooling, size, max_question_length)
@@ -165,11 +188,9 @@ class SeedReader(Reader):
             weights = masked_softmax(context @ question.transpose(1, 2), question_mask.unsqueeze(1), dim=-1)
             attended = weights @ question
         elif self.attention_kind == "multihead":
-            attended = self.attention(context, question, question, key_padding_mask=~question_mask,
-                                      need_weights=False)[0]
+            attended = self.attention(context, question, question_mask)
         else:
-            attended = self.attention(context, context, context, key_padding_mask=~context_mask,
-                                      need_weights=False)[0]
+            attended = self.attention(context, context, context_mask)
         merged = torch.cat([context, attended, context * attended, context * summary.unsqueeze(1)], dim=-1)
         modeled = self.modeling(self.dropout(merged), context_mask)
         if self.residual is not None:
