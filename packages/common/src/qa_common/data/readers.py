@@ -26,6 +26,30 @@ always a conversion bug (a whole article pasted in as one paragraph), and it wou
 hundreds of windows per question downstream.
 """
 
+MAX_JSON_FILE_BYTES = 1024**3
+"""Default upper bound on the size of an official-layout JSON file, in bytes (1 GiB).
+
+`json` parses a whole document at once, so reading one peaks at about 6 x its size in memory (measured by
+`scripts/reliability_streaming.py`: 5.55 x for 100 and 150 MiB files); the largest official file,
+train-v2.0.json, is 42 MB. JSONL files stream record by record and have no such limit.
+`SQUAD_QA_MAX_JSON_BYTES` overrides it.
+"""
+MAX_JSON_FILE_BYTES_VARIABLE = "SQUAD_QA_MAX_JSON_BYTES"
+
+
+def max_json_file_bytes() -> int:
+    """The official-layout size limit in force: `SQUAD_QA_MAX_JSON_BYTES` when set, else `MAX_JSON_FILE_BYTES`."""
+    value = os.environ.get(MAX_JSON_FILE_BYTES_VARIABLE, "").strip()
+    if not value:
+        return MAX_JSON_FILE_BYTES
+    try:
+        limit = int(value)
+    except ValueError:
+        limit = 0
+    if limit < 1:
+        raise ValueError(f"{MAX_JSON_FILE_BYTES_VARIABLE}={value!r}: expected a whole number of bytes, at least 1")
+    return limit
+
 HUB_PREFIX = "hub:"
 DEFAULT_HUB_SPLIT = "validation"
 
@@ -238,19 +262,40 @@ class _IdRegistry:
 # Official JSON layout
 
 
+def _file_error(error: OSError, source: str) -> SquadFormatError:
+    if isinstance(error, FileNotFoundError):
+        return SquadFormatError("file not found", source=source)
+    if isinstance(error, IsADirectoryError):
+        return SquadFormatError("is a directory, not a file", source=source)
+    return SquadFormatError(f"cannot read the file: {error.strerror or error}", source=source)
+
+
+def _not_utf8(error: UnicodeDecodeError, offset: int, source: str) -> SquadFormatError:
+    return SquadFormatError(f"not UTF-8 text ({error.reason} at byte {offset + error.start})", source=source)
+
+
 def _read_text(path: Path, source: str) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError as error:
-        raise SquadFormatError("file not found", source=source) from error
-    except IsADirectoryError as error:
-        raise SquadFormatError("is a directory, not a file", source=source) from error
     except UnicodeDecodeError as error:
-        raise SquadFormatError(
-            f"not UTF-8 text ({error.reason} at byte {error.start})", source=source
-        ) from error
+        raise _not_utf8(error, 0, source) from error
     except OSError as error:
-        raise SquadFormatError(f"cannot read the file: {error.strerror or error}", source=source) from error
+        raise _file_error(error, source) from error
+
+
+def _check_json_file_size(path: Path, source: str, max_file_bytes: int | None) -> None:
+    limit = max_json_file_bytes() if max_file_bytes is None else max_file_bytes
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise _file_error(error, source) from error
+    if size > limit:
+        raise SquadFormatError(
+            f"the file is {size:,} bytes, more than the limit of {limit:,} for the official JSON layout, which "
+            f"is read whole (peak memory about 6 x the file); convert it to JSONL, which streams, or raise "
+            f"{MAX_JSON_FILE_BYTES_VARIABLE}",
+            source=source,
+        )
 
 
 def _parse_json(text: str, source: str) -> Any:
@@ -288,7 +333,11 @@ def _detect_version(document: Mapping[str, Any], data: list[Any], source: str) -
 
 
 def read_squad_json(
-    path: str | os.PathLike[str], *, skip_invalid: bool = False, max_context_chars: int = MAX_CONTEXT_CHARS
+    path: str | os.PathLike[str],
+    *,
+    skip_invalid: bool = False,
+    max_context_chars: int = MAX_CONTEXT_CHARS,
+    max_file_bytes: int | None = None,
 ) -> LoadedSquad:
     """Read a file in the official SQuAD JSON layout (v1.1 or v2.0) and validate every question.
 
@@ -303,17 +352,22 @@ def read_squad_json(
             `LoadedSquad.skipped` instead of raising; the first of two questions with the same id is kept.
             Problems with the file as a whole raise regardless.
         max_context_chars: Longest context accepted, in characters.
+        max_file_bytes: Largest file accepted, in bytes; None takes `max_json_file_bytes()` (1 GiB unless
+            `SQUAD_QA_MAX_JSON_BYTES` says otherwise). The whole document is parsed at once, so reading
+            peaks at about 6 x the file size in memory; JSONL streams instead.
 
     Returns:
         The examples in file order, with the skipped records, the source path and "v1.1" or "v2.0".
 
     Raises:
-        SquadFormatError: The file is missing, unreadable, empty or malformed JSON, has no "data" list or
-            no valid questions, or (without `skip_invalid`) any question is invalid: missing or mistyped
-            fields, an empty or too long context, a duplicate id, an answer whose text is not at its
-            `answer_start`, answers on an `is_impossible` question, or a v1.1 question without answers.
+        SquadFormatError: The file is missing, unreadable, larger than `max_file_bytes`, empty or malformed
+            JSON, has no "data" list or no valid questions, or (without `skip_invalid`) any question is
+            invalid: missing or mistyped fields, an empty or too long context, a duplicate id, an answer whose
+            text is not at its `answer_start`, answers on an `is_impossible` question, or a v1.1 question
+            without answers.
     """
     source = os.fspath(path)
+    _check_json_file_size(Path(path), source, max_file_bytes)
     document = _parse_json(_read_text(Path(path), source), source)
     if not isinstance(document, Mapping):
         raise SquadFormatError(
@@ -463,7 +517,11 @@ def _record_answers(raw_answers: Any) -> Any:
     return [{"text": text, "answer_start": start} for text, start in zip(texts, starts)]
 
 
-def _parse_record(record: Any, max_context_chars: int, seen_ids: _IdRegistry) -> SquadExample:
+def _parse_record(
+    record: Any, max_context_chars: int, seen_ids: _IdRegistry, previous_context: str | None = None
+) -> SquadExample:
+    """One flat record as an example; a context equal to ``previous_context`` becomes that same string object, so
+    the questions of one paragraph (consecutive rows repeating its context) hold the context once in memory."""
     if not isinstance(record, Mapping):
         raise _Invalid(f"the record must be an object, got {_type_name(record)}")
     question_id = _require_string(record, "id", "the record")
@@ -476,6 +534,8 @@ def _parse_record(record: Any, max_context_chars: int, seen_ids: _IdRegistry) ->
     if "context" not in record:
         raise _Invalid("the record has no 'context'")
     context = _check_context(record["context"], max_context_chars)
+    if context == previous_context:
+        context = previous_context
     title = record.get("title")
     if title is None:
         title = ""
@@ -488,20 +548,14 @@ def _parse_record(record: Any, max_context_chars: int, seen_ids: _IdRegistry) ->
     return SquadExample(id=question_id, question=question, context=context, answers=answers, title=title)
 
 
-def _examples_from_located_records(
-    located_records: Iterable[tuple[str, Any]],
-    *,
-    source: str,
-    version: str,
-    skip_invalid: bool,
-    max_context_chars: int,
-) -> LoadedSquad:
-    problems = _Problems(skip_invalid)
+def _iter_examples(
+    located_records: Iterable[tuple[str, Any]], *, problems: _Problems, max_context_chars: int
+) -> Iterator[SquadExample]:
     seen_ids = _IdRegistry()
-    examples: list[SquadExample] = []
+    previous_context = None
     for location, record in located_records:
         try:
-            example = _parse_record(record, max_context_chars, seen_ids)
+            example = _parse_record(record, max_context_chars, seen_ids, previous_context)
         except _Invalid as problem:
             title = record.get("title") if isinstance(record, Mapping) else None
             problems.report(
@@ -514,7 +568,20 @@ def _examples_from_located_records(
             )
             continue
         seen_ids.add(example.id, location)
-        examples.append(example)
+        previous_context = example.context
+        yield example
+
+
+def _examples_from_located_records(
+    located_records: Iterable[tuple[str, Any]],
+    *,
+    source: str,
+    version: str,
+    skip_invalid: bool,
+    max_context_chars: int,
+) -> LoadedSquad:
+    problems = _Problems(skip_invalid)
+    examples = list(_iter_examples(located_records, problems=problems, max_context_chars=max_context_chars))
     if not examples:
         raise SquadFormatError(f"contains {_no_questions(problems)}", source=source)
     return LoadedSquad(examples=examples, skipped=problems.skipped, source=source, version=version)
@@ -556,21 +623,45 @@ def examples_from_records(
 
 
 def _jsonl_records(path: Path, source: str) -> Iterator[tuple[str, Any]]:
-    text = _read_text(path, source)
-    if not text.strip():
+    """The records of a JSONL file one at a time, holding one line in memory.
+
+    Lines are numbered as `Path.read_text` splits them (universal newlines: LF, CR LF or a lone CR ends a line;
+    a U+2028 or U+0085 inside a string does not). The file is read in binary and decoded line by line, so an
+    invalid UTF-8 byte is reported at its offset in the file.
+    """
+    try:
+        file = open(path, "rb")  # closed in the finally below, after the last record
+    except OSError as error:
+        raise _file_error(error, source) from error
+    try:
+        line_number, offset, seen_text = 0, 0, False
+        for raw_line in file:
+            line_offset, offset = offset, offset + len(raw_line)
+            if line_offset == 0 and raw_line.startswith(b"\xef\xbb\xbf"):
+                raw_line, line_offset = raw_line[3:], 3
+            body = raw_line.removesuffix(b"\n").removesuffix(b"\r") if raw_line.endswith(b"\n") else raw_line
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise _not_utf8(error, line_offset, source) from error
+            for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+                line_number += 1
+                if not line.strip():
+                    continue
+                seen_text = True
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise SquadFormatError(
+                        f"malformed JSON at line {line_number}, column {error.colno}: {error.msg}", source=source
+                    ) from error
+                yield f"{source}:{line_number}", record
+    except OSError as error:
+        raise _file_error(error, source) from error
+    finally:
+        file.close()
+    if not seen_text:
         raise SquadFormatError("the file is empty", source=source)
-    # split on "\n" only: str.splitlines would also break inside strings at U+2028, U+0085 and the like
-    for line_number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        location = f"{source}:{line_number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise SquadFormatError(
-                f"malformed JSON at line {line_number}, column {error.colno}: {error.msg}", source=source
-            ) from error
-        yield location, record
 
 
 def read_jsonl(
@@ -579,7 +670,9 @@ def read_jsonl(
     """Read SQuAD questions from a JSON Lines file, one flat record per line.
 
     Records have the layout of `examples_from_records` (the Hugging Face `squad_v2` rows); blank lines are
-    ignored. Errors name the record as "PATH:LINE".
+    ignored. Errors name the record as "PATH:LINE". The file is read one line at a time, and consecutive
+    questions of one paragraph share one context string, so memory holds the examples themselves, not the
+    file's text (`iter_jsonl` does not hold the examples either).
 
     Args:
         path: The .jsonl file.
@@ -602,6 +695,30 @@ def read_jsonl(
         skip_invalid=skip_invalid,
         max_context_chars=max_context_chars,
     )
+
+
+def iter_jsonl(
+    path: str | os.PathLike[str], *, max_context_chars: int = MAX_CONTEXT_CHARS
+) -> Iterator[SquadExample]:
+    """Yield the questions of a JSON Lines file one at a time, reading one line at a time.
+
+    The validation of `read_jsonl` (which collects these examples into a list), in bounded memory: what is held
+    besides the current record is the set of question ids seen so far (to reject duplicates), so a file of any
+    size can be checked or converted. `scripts/reliability_streaming.py` measures it.
+
+    Raises:
+        SquadFormatError: As `read_jsonl` without `skip_invalid`, at the first problem; examples before it
+            have already been yielded.
+    """
+    source = os.fspath(path)
+    problems = _Problems(skip_invalid=False)
+    found = False
+    for example in _iter_examples(_jsonl_records(Path(path), source), problems=problems,
+                                  max_context_chars=max_context_chars):
+        found = True
+        yield example
+    if not found:
+        raise SquadFormatError(f"contains {_no_questions(problems)}", source=source)
 
 
 def read_hub_dataset(
