@@ -7,13 +7,37 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from qa_common.serving import OUTPUT_FIELDS, InvalidRequestError, QAService
+from qa_common.serving import OUTPUT_FIELDS, InvalidRequestError, QAService, RequestTooLargeError, ServingLimits
+
+
+class RequestRefused(MlflowException):
+    """A refused request, answered with its own message only.
+
+    MLflow's scoring server rewrites the message of an MlflowException raised by ``predict`` into
+    ``f"Failed to predict data '{data}'. Error: {message}"``: for ``inputs`` requests ``data`` is the request
+    itself, so a refused 50 MB context came back as a 50 MB answer. This exception keeps its first message.
+
+    The HTTP status is the error code's in MLflow's ``ERROR_CODE_TO_HTTP_STATUS``: INVALID_PARAMETER_VALUE, 400,
+    for requests over a limit too (their message starts "request too large"). No error code there maps to 413
+    or 422; the nearest, RESOURCE_EXHAUSTED and REQUEST_LIMIT_EXCEEDED, map to 429, "retry later", which a
+    request that will never fit should not get.
+    """
+
+    @property
+    def message(self) -> str:
+        return self.__dict__["_message"]
+
+    @message.setter
+    def message(self, value: str) -> None:
+        self.__dict__.setdefault("_message", value)
 
 
 class SquadQAPythonModel(mlflow.pyfunc.PythonModel):
     """Loads the saved model from the ``model`` artifact on ``runtime`` ("torch" or "onnx").
 
-    ``mlflow.pyfunc.load_model(uri, model_config={"device": "cuda"})`` moves a PyTorch model to a device.
+    ``mlflow.pyfunc.load_model(uri, model_config={"device": "cuda"})`` moves a PyTorch model to a device. The
+    request limits (`qa_common.serving.ServingLimits`) come from model config keys of their names or from the
+    ``SQUAD_QA_MAX_*`` environment variables, read when the model is loaded (when `mlflow models serve` starts).
     """
 
     def __init__(self, runtime: str = "torch"):
@@ -22,14 +46,17 @@ class SquadQAPythonModel(mlflow.pyfunc.PythonModel):
     def load_context(self, context):
         config = context.model_config or {}
         self.service = QAService.from_directory(
-            context.artifacts["model"], runtime=self.runtime, device=config.get("device")
+            context.artifacts["model"], runtime=self.runtime, device=config.get("device"),
+            limits=ServingLimits.from_settings(config),
         )
 
     def predict(self, context, model_input, params=None):
         try:
             answers = self.service.answer(_columns_as_given(model_input))
+        except RequestTooLargeError as error:
+            raise RequestRefused(f"request too large: {error}", error_code=INVALID_PARAMETER_VALUE) from error
         except InvalidRequestError as error:
-            raise MlflowException(f"invalid request: {error}", error_code=INVALID_PARAMETER_VALUE) from error
+            raise RequestRefused(f"invalid request: {error}", error_code=INVALID_PARAMETER_VALUE) from error
         return pd.DataFrame(answers, columns=list(OUTPUT_FIELDS))
 
 
