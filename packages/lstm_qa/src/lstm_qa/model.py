@@ -25,7 +25,8 @@ def build_module(config: LstmQAConfig, embeddings: torch.Tensor) -> Reader:
     common = {"freeze_embeddings": config.freeze_embeddings, "dropout": config.dropout, "l2": config.l2,
               "exact_match": config.exact_match}
     if config.reader == "bidaf":
-        return BiDAF(embeddings, hidden_size=config.hidden_size, modeling_layers=config.modeling_layers, **common)
+        return BiDAF(embeddings, hidden_size=config.hidden_size, modeling_layers=config.modeling_layers,
+                     no_answer_head=config.no_answer_head, **common)
     if config.reader == "seed":
         return SeedReader(embeddings, hidden_size=config.hidden_size, attention=config.attention,
                           heads=config.attention_heads, pooling=config.pooling, residual=config.residual,

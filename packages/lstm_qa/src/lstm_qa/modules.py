@@ -205,13 +205,25 @@ class BiDAF(Reader):
     Contextual BiLSTM encoder shared by context and question; trilinear similarity; context-to-question and
     question-to-context attention; a two-layer modeling BiLSTM; the end pointer reads a further BiLSTM over the
     modeling output.
+
+    With ``no_answer_head`` the no-answer position's start and end logits come from a classifier over the
+    whole window rather than from the <null> word's own state: max- and attention-pooled modeling and end
+    states, the max-pooled question, and (with ``exact_match``) the share of question words found in the window.
+    An unanswerable SQuAD 2.0 question usually differs from an answerable one in a single word; whether that
+    word occurs in the window is a fact about the whole window, which the first word's LSTM state carries poorly.
     """
 
     def __init__(self, embeddings: torch.Tensor, *, hidden_size: int, modeling_layers: int,
-                 freeze_embeddings: bool, dropout: float, l2: float, exact_match: bool = False):
+                 freeze_embeddings: bool, dropout: float, l2: float, exact_match: bool = False,
+                 no_answer_head: bool = False):
         super().__init__(embeddings, freeze_embeddings=freeze_embeddings, dropout=dropout, l2=l2,
                          exact_match=exact_match)
         size = 2 * hidden_size
+        self.no_answer = None
+        if no_answer_head:
+            self.pool_scores = nn.Linear(2 * size, 1)
+            self.no_answer = nn.Sequential(nn.Linear(5 * size + int(exact_match), size), nn.ReLU(),
+                                           nn.Dropout(dropout), nn.Linear(size, 2))
         self.encoder = BiLSTM(self.input_size, hidden_size, 1, dropout)
         self.similarity_context = nn.Linear(size, 1, bias=False)
         self.similarity_question = nn.Linear(size, 1, bias=False)
@@ -233,4 +245,23 @@ class BiDAF(Reader):
         ending = self.end_encoder(self.dropout(modeled), context_mask)
         start = self.start(self.dropout(torch.cat([merged, modeled], dim=-1))).squeeze(-1)
         end = self.end(self.dropout(torch.cat([merged, ending], dim=-1))).squeeze(-1)
+        if self.no_answer is not None:
+            null = self.no_answer(self.window_summary(input_ids, context_mask, question_ids, question_mask,
+                                                      torch.cat([modeled, ending], dim=-1), question))
+            start = torch.cat([null[:, :1], start[:, 1:]], dim=1)
+            end = torch.cat([null[:, 1:], end[:, 1:]], dim=1)
         return start, end
+
+    def window_summary(self, input_ids, context_mask, question_ids, question_mask, states, question):
+        """What the no-answer head reads: (B, 5 x 2H [+1]) pooled window and question states."""
+        expanded = context_mask.unsqueeze(-1)
+        strongest = states.masked_fill(~expanded, MASKED).max(dim=1).values
+        weights = masked_softmax(self.pool_scores(states).squeeze(-1), context_mask, dim=-1)
+        attended = (weights.unsqueeze(1) @ states).squeeze(1)
+        asked = question.masked_fill(~question_mask.unsqueeze(-1), MASKED).max(dim=1).values
+        parts = [strongest, attended, asked]
+        if self.exact_match:
+            found = occurs_in(question_ids, question_mask, input_ids, context_mask).squeeze(-1)
+            known = (question_mask & (question_ids >= FIRST_WORD_ID)).to(found.dtype).sum(1).clamp(min=1)
+            parts.append((found.sum(1) / known).unsqueeze(-1))
+        return self.dropout(torch.cat(parts, dim=-1))
