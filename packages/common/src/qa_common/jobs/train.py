@@ -245,6 +245,7 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
     """Run the whole job for one architecture and preset; returns the run id, metrics and registration."""
     from qa_common.tracking import models as tracked_models
     from qa_common.tracking import runs
+    from qa_common.tracking.faults import fault_point, step_fault_points
 
     adapter = get_adapter(adapter_name)
     job, model_config = job_and_model_configs(adapter, preset, overrides)
@@ -285,9 +286,10 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
 
         counts = model.parameter_counts()
         runs.log_metrics({"parameters_total": counts.total, "parameters_trainable": counts.trainable, **prepared})
-        training = train_model(model, data, job, checkpoint_dir, [runs.MlflowStepLogger()])
+        training = train_model(model, data, job, checkpoint_dir, [runs.MlflowStepLogger(), step_fault_points()])
         runs.log_metrics(training)
 
+        fault_point("calibrate")
         if data.calibration:
             threshold, calibration_scores = calibrate_threshold(
                 model, data.calibration, metric=job.threshold_metric, rule=job.threshold_rule,
@@ -301,6 +303,7 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         runs.log_metrics({"no_answer_threshold": threshold})
         runs.set_tags({"threshold_source": threshold_source})
 
+        fault_point("evaluate")
         result = evaluate(model, data.evaluation, threshold, batch_size=job.eval_batch_size, progress=True)
         metrics = result.metrics()
         runs.log_metrics(metrics)
@@ -311,6 +314,7 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         runs.log_json(result.scores, "evaluation/scores.json")
         runs.log_json(result.answer_all_scores, "evaluation/scores_answer_all.json")
 
+        fault_point("save_model")
         _save(model, adapter, model_config, model_dir, threshold, threshold_source)
         counts = model.parameter_counts()
         sizes = {"parameters_non_zero": counts.non_zero, "model_size_bytes": directory_size_bytes(model_dir)}
@@ -335,21 +339,26 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
                 runs.log_metrics({f"bench_{runtime}_{key}": value for key, value in figures.items()})
 
         example_input = [{"question": e.question, "context": e.context} for e in data.evaluation[:2]]
+        fault_point("log_model")
         model_uri = tracked_models.log_qa_model(model_dir, name="model", adapter_class=adapter_class_path(adapter),
                                                 input_example=example_input)
         if "onnx" in runtimes:
+            fault_point("log_model_onnx")
             tracked_models.log_qa_model(model_dir, name="model_onnx", adapter_class=adapter_class_path(adapter),
                                         runtime="onnx", input_example=example_input)
         registration = None
         if job.register:
+            fault_point("register")
             version = tracked_models.register(model_uri, job.registered_model, tracked_models.version_tags(
                 metrics, eval_data_digest=eval_digest, adapter=adapter_name, preset=preset,
                 no_answer_threshold=threshold, runtimes=runtimes))
             registration = {"name": job.registered_model, "version": version}
             if job.promote:
+                fault_point("promote")
                 decision = tracked_models.promote_if_better(job.registered_model, version)
                 registration.update(promoted=decision.promoted, reason=decision.reason)
             runs.set_tags({"registered_version": version})
+        fault_point("finish")
         runs.write_job_state(output_dir, status="done", run_id=run_id)
 
     print(score_table({"calibrated": result.scores, "answer everything": result.answer_all_scores},

@@ -23,6 +23,7 @@ from mlflow.types import ColSpec, Schema
 from mlflow.types.schema import AnyType
 
 from qa_common.serving import INPUT_FIELDS
+from qa_common.tracking.faults import fault_point
 from qa_common.tracking.pyfunc import SquadQAPythonModel
 
 CHAMPION = "champion"
@@ -113,6 +114,7 @@ def register(model_uri: str, name: str, tags: Mapping[str, Any]) -> str:
         client.create_registered_model(name, description="squad-qa models; champion is the one to serve")
     model_version = mlflow.register_model(model_uri, name, await_registration_for=300)
     try:
+        fault_point("register:created")
         for key, value in tags.items():
             client.set_model_version_tag(name, model_version.version, key, str(value))
         status = client.get_model_version(name, model_version.version).status
@@ -153,6 +155,7 @@ def _set_champion(client: MlflowClient, name: str, history: list[str]) -> None:
     """Point ``champion`` at the last version of ``history`` and ``previous-champion`` at the one before."""
     client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history))
     client.set_registered_model_alias(name, CHAMPION, history[-1])
+    fault_point("promote:aliases")
     if len(history) > 1:
         client.set_registered_model_alias(name, PREVIOUS, history[-2])
     else:
