@@ -155,14 +155,22 @@ def _precision_flags(precision: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
+def _trainer_state_step(checkpoint: Path) -> int | None:
+    """The global step in ``checkpoint``'s trainer_state.json, or None when the file is missing or cut short."""
+    try:
+        return int(json.loads((checkpoint / "trainer_state.json").read_text())["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def last_complete_checkpoint(checkpoint_dir: Path) -> str | None:
     """The newest checkpoint the Trainer finished writing, or None.
 
-    Trainer writes ``trainer_state.json`` last: a job killed while saving leaves a checkpoint without it, which
-    cannot be resumed from (and ``get_last_checkpoint`` would pick it).
+    Trainer writes ``trainer_state.json`` last: a job killed while saving leaves a checkpoint without it (or
+    with it cut short), which cannot be resumed from (and ``get_last_checkpoint`` would pick it).
     """
     complete = [path for path in Path(checkpoint_dir).glob("checkpoint-*")
-                if path.name.rpartition("-")[2].isdigit() and (path / "trainer_state.json").is_file()]
+                if path.name.rpartition("-")[2].isdigit() and _trainer_state_step(path) is not None]
     return str(max(complete, key=lambda path: int(path.name.rpartition("-")[2]))) if complete else None
 
 
@@ -199,7 +207,7 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
         callbacks=callbacks,
     )
     last = last_complete_checkpoint(checkpoint_dir)
-    resumed_step = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"] if last else 0
+    resumed_step = _trainer_state_step(Path(last)) if last else 0
     if last:
         print(f"resuming from {last}", file=sys.stderr)
     output = trainer.train(resume_from_checkpoint=last)
