@@ -357,9 +357,13 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         registration = None
         if job.register:
             fault_point("register")
-            version = tracked_models.register(model_uri, job.registered_model, tracked_models.version_tags(
-                metrics, eval_data_digest=eval_digest, adapter=adapter_name, preset=preset,
-                no_answer_threshold=threshold, runtimes=runtimes))
+            # An earlier attempt of this run, killed after logging its model, may have registered it (it is
+            # kept) or begun to (that half-made version is deleted).
+            version = tracked_models.finished_version_of_run(job.registered_model, run_id) if resume_run_id else None
+            if version is None:
+                version = tracked_models.register(model_uri, job.registered_model, tracked_models.version_tags(
+                    metrics, eval_data_digest=eval_digest, adapter=adapter_name, preset=preset,
+                    no_answer_threshold=threshold, runtimes=runtimes))
             registration = {"name": job.registered_model, "version": version}
             if job.promote:
                 fault_point("promote")

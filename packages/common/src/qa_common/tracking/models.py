@@ -17,6 +17,7 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, Schema
@@ -30,6 +31,7 @@ CHAMPION = "champion"
 PREVIOUS = "previous-champion"
 CHALLENGER = "challenger"
 HISTORY_TAG = "champion_history"  # registered-model tag: the versions that were champion, oldest first
+ARTIFACTS_TAG = "artifact_files"  # version tag: "N files, B bytes" of its logged model when it was registered
 LATENCY_METRIC = "bench_torch_latency_p50_ms"
 SIZE_METRIC = "model_size_bytes"
 SIGNATURE = ModelSignature(
@@ -105,9 +107,92 @@ def version_tags(metrics: Mapping[str, float], *, eval_data_digest: str, adapter
     return tags
 
 
-def register(model_uri: str, name: str, tags: Mapping[str, Any]) -> str:
-    """Create a registered version with ``tags``; on any failure after creation the version is removed."""
+class PromotionError(ValueError):
+    """A promotion or rollback that cannot be made (unknown version, nothing to roll back to, a model
+    whose artifacts are incomplete)."""
+
+
+def _files(artifact_uri: str) -> dict[str, int]:
+    """Every file under ``artifact_uri`` (any artifact store), with its size."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repository = get_artifact_repository(artifact_uri)
+    found, folders = {}, [None]
+    while folders:
+        for entry in repository.list_artifacts(folders.pop()):
+            if entry.is_dir:
+                folders.append(entry.path)
+            else:
+                found[entry.path] = entry.file_size or 0
+    return found
+
+
+def _describe_files(files: Mapping[str, int]) -> str:
+    return f"{len(files)} files, {sum(files.values())} bytes"
+
+
+def _logged_model_id(model_uri: str) -> str | None:
+    """``m-...`` of a ``models:/m-...`` URI (where MLflow 3 keeps a logged model), else None."""
+    if model_uri.startswith("models:/m-"):
+        return model_uri.removeprefix("models:/").split("/")[0]
+    return None
+
+
+def _logged_model_problem(client: MlflowClient, model_id: str | None) -> str | None:
+    """Why the logged model ``model_id`` is not complete (its logging was killed or failed), or None."""
+    if not model_id:
+        return None
+    try:
+        logged = client.get_logged_model(model_id)
+    except MlflowException:
+        return f"its logged model {model_id} does not exist"
+    if logged.status != LoggedModelStatus.READY:
+        return f"its logged model {model_id} is {logged.status.value}, not READY (its logging never finished)"
+    return None
+
+
+def _artifacts(client: MlflowClient, name: str, version) -> tuple[str | None, dict[str, int]]:
+    """Why ``version`` (a ModelVersion) cannot be served from its artifacts (None when it can), and its files.
+
+    Its logged model must have finished logging (READY: a job killed while logging leaves it PENDING, and
+    ``runs:/<id>/model`` of such a run resolves to it), its artifacts must hold an ``MLmodel``, and, for a
+    version registered with the ``artifact_files`` tag, still as many files and bytes as when it was registered.
+    """
+    problem = _logged_model_problem(client, _logged_model_id(version.source))
+    if problem:
+        return problem, {}
+    uri = client.get_model_version_download_uri(name, version.version)
+    try:
+        files = _files(uri)
+    except Exception as error:  # noqa: BLE001 - whatever the store says, the version cannot be served from it
+        return f"its artifacts at {uri} cannot be listed: {error}", {}
+    if "MLmodel" not in files:
+        return f"its artifacts at {uri} are missing (no MLmodel)", files
+    recorded = version.tags.get(ARTIFACTS_TAG)
+    if recorded and recorded != _describe_files(files):
+        return (f"its artifacts at {uri} changed since registration: {recorded} then, "
+                f"{_describe_files(files)} now"), files
+    return None, files
+
+
+def artifacts_problem(name: str, version: str) -> str | None:
+    """Why version ``version`` of ``name`` cannot be served from its artifacts, or None when it can."""
     client = MlflowClient()
+    return _artifacts(client, name, client.get_model_version(name, version))[0]
+
+
+def register(model_uri: str, name: str, tags: Mapping[str, Any]) -> str:
+    """Create a registered version with ``tags``; on any failure after creation the version is removed.
+
+    Only a completely logged model is registered (``runs:/<id>/model`` of a job killed while logging its
+    model resolves to the half-logged one), and the version records how many files and bytes its artifacts
+    hold (the ``artifact_files`` tag, written last: a version without it was never finished), so a version
+    whose artifacts go missing later is recognised (``artifacts_problem``).
+    """
+    client = MlflowClient()
+    problem = _logged_model_problem(client, _logged_model_id(model_uri))
+    if problem:
+        raise PromotionError(f"not registering {model_uri}: {problem}")
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -115,7 +200,10 @@ def register(model_uri: str, name: str, tags: Mapping[str, Any]) -> str:
     model_version = mlflow.register_model(model_uri, name, await_registration_for=300)
     try:
         fault_point("register:created")
-        for key, value in tags.items():
+        problem, files = _artifacts(client, name, client.get_model_version(name, model_version.version))
+        if problem:
+            raise PromotionError(f"not registering {model_uri}: {problem}")
+        for key, value in {**tags, ARTIFACTS_TAG: _describe_files(files)}.items():
             client.set_model_version_tag(name, model_version.version, key, str(value))
         status = client.get_model_version(name, model_version.version).status
         if status != "READY":
@@ -126,15 +214,27 @@ def register(model_uri: str, name: str, tags: Mapping[str, Any]) -> str:
     return model_version.version
 
 
+def finished_version_of_run(name: str, run_id: str) -> str | None:
+    """The version of ``name`` that run ``run_id`` finished registering, if any, for a job resumed after a kill.
+
+    Versions the run only began registering (created, then killed before the ``artifact_files`` tag was
+    written) are deleted, unless an alias points at one; the job then registers anew.
+    """
+    client = MlflowClient()
+    finished = []
+    for model_version in client.search_model_versions(f"name='{name}' and run_id='{run_id}'"):
+        if ARTIFACTS_TAG in model_version.tags:
+            finished.append(int(model_version.version))
+        elif not model_version.aliases:
+            client.delete_model_version(name, model_version.version)
+    return str(min(finished)) if finished else None
+
+
 def champion_version(name: str):
     try:
         return MlflowClient().get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
-
-
-class PromotionError(ValueError):
-    """A promotion or rollback that cannot be made (unknown version, nothing to roll back to)."""
 
 
 def _history(client: MlflowClient, name: str) -> list[str]:
@@ -191,13 +291,17 @@ def promote_if_better(name: str, candidate_version: str, *, metric: str = "exact
 
     The decision and its reason are written as version tags. A promoted candidate becomes ``champion`` and the
     replaced one ``previous-champion`` (the full order is kept in the registered model's ``champion_history``
-    tag, for ``rollback``); a rejected one becomes ``challenger``, so it stays addressable.
+    tag, for ``rollback``); a rejected one becomes ``challenger``, so it stays addressable. A version whose
+    artifacts are incomplete or missing (``artifacts_problem``) gets no alias: PromotionError.
     """
     client = MlflowClient()
     try:
         candidate = client.get_model_version(name, candidate_version)
     except MlflowException as error:
         raise PromotionError(f"{name} has no version {candidate_version}") from error
+    problem = _artifacts(client, name, candidate)[0]
+    if problem:
+        raise PromotionError(f"{name} version {candidate_version} cannot be served: {problem}")
     if metric not in candidate.tags:
         raise PromotionError(f"{name} version {candidate_version} has no {metric!r} tag to compare")
     candidate_score = float(candidate.tags[metric])
@@ -253,7 +357,9 @@ def rollback(name: str) -> Registration:
         raise PromotionError(f"{name} has no previous champion to roll back to (champion history: "
                              f"{','.join(history) or 'empty'})")
     demoted, restored = history[-1], history[-2]
-    client.get_model_version(name, restored)  # fails loudly if that version was deleted
+    problem = _artifacts(client, name, client.get_model_version(name, restored))[0]  # raises if it was deleted
+    if problem:
+        raise PromotionError(f"cannot roll back to {name} version {restored}: {problem}")
     _set_champion(client, name, history[:-1])
     reason = f"rolled back: champion returned from version {demoted} to version {restored}"
     client.set_model_version_tag(name, demoted, "promotion_decision", "rolled back")
@@ -263,11 +369,16 @@ def rollback(name: str) -> Registration:
 
 def register_run_model(run_id: str, name: str, *, artifact: str = "model") -> str:
     """The registered version of a run's logged model, registering it (with the job's version tags, read from
-    the run) when the run has none yet."""
+    the run) when the run has none yet.
+
+    A version the run only began registering (killed before its tags were written) does not count; one
+    registered before the ``artifact_files`` tag existed counts when it carries the scores."""
     client = MlflowClient()
     existing = client.search_model_versions(f"name='{name}' and run_id='{run_id}'")
-    if existing:
-        return str(min(int(version.version) for version in existing))
+    usable = ([version for version in existing if ARTIFACTS_TAG in version.tags]
+              or [version for version in existing if "exact" in version.tags])
+    if usable:
+        return str(min(int(version.version) for version in usable))
     try:
         run = client.get_run(run_id)
     except MlflowException as error:
