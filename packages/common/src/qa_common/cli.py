@@ -225,6 +225,11 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"squad-qa {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except OSError as error:
+        # A full disk or an unwritable directory or artifact store (the job's StorageError says which); a run
+        # it had started is marked FAILED.
+        print(f"squad-qa {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -5,15 +5,20 @@
 Data is read and validated before any run exists, so bad input leaves no run behind. Training runs on HF
 ``Trainer`` (mixed precision on GPU, checkpoints, resume, progress bars, seeds). A job killed mid-training
 and started again with the same ``output_dir`` resumes from its last checkpoint into the same MLflow run.
-The model is registered only after everything it is registered with exists.
+The model is registered only after everything it is registered with exists. A write that fails for lack of
+room or permission (checkpoints, the saved model, the artifact store) raises StorageError naming where.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +35,42 @@ from qa_common.jobs.evaluate import DEFAULT_NO_ANSWER_THRESHOLD, calibrate_thres
 from qa_common.scoring import THRESHOLD_RULES
 
 REPO_SAMPLE = Path("data/sample")
+# How writers that do not raise OSError say the disk is full or the path unwritable: safetensors ("I/O error:
+# File too large (os error 27)") and torch.save ("PytorchStreamWriter failed writing file").
+STORAGE_FAILURE = re.compile(r"os error \d+|no space left|file too large|disk quota|read-only file system|"
+                             r"permission denied|not a directory|failed writing file|file write failed",
+                             re.IGNORECASE)
+
+
+class StorageError(OSError):
+    """A write the job needs failed (a full disk, an unwritable directory or artifact store); says where."""
+
+
+def _storage_failure(error: BaseException) -> bool:
+    """Whether ``error`` (or what caused it) is a failed write rather than a bug."""
+    while error is not None:
+        if isinstance(error, OSError) or STORAGE_FAILURE.search(str(error)):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+@contextmanager
+def writing(where: str, *, inside: str | None = None) -> Iterator[None]:
+    """Re-raise a failed write inside the block as a one-line StorageError: cannot write ``where``: why.
+
+    With ``inside``, only a failure raised within the function of that name counts as that write.
+    """
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as error:
+        raised_in = {frame.name for frame in traceback.extract_tb(error.__traceback__)}
+        if not _storage_failure(error) or (inside and inside not in raised_in):
+            raise
+        why = " ".join(f"{type(error).__name__}: {error}".split())
+        raise StorageError(f"cannot write {where}: {why}") from error
 
 
 @dataclass
@@ -210,7 +251,9 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
     resumed_step = _trainer_state_step(Path(last)) if last else 0
     if last:
         print(f"resuming from {last}", file=sys.stderr)
-    output = trainer.train(resume_from_checkpoint=last)
+    # A failed checkpoint write: the Trainer names neither the file nor the cause.
+    with writing(f"checkpoints to {checkpoint_dir}", inside="_save_checkpoint"):
+        output = trainer.train(resume_from_checkpoint=last)
     model.module.eval()
     # After a resume, Trainer divides this attempt's loss sum by all the run's steps and credits this attempt's
     # time with all the run's features; scaled by the attempt's share of the steps, both describe this attempt.
@@ -280,6 +323,10 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
     with runs.job_run(job.experiment, run_name=job.run_name or f"{adapter_name}-{preset}",
                       resume_run_id=resume_run_id, tags=tags, system_metrics=job.system_metrics) as run_id:
         runs.write_job_state(output_dir, status="training", run_id=run_id)
+        artifacts = f"to the artifact store {runs.artifact_uri()}"
+        with writing(artifacts):  # before training: an unwritable store fails the job now, not hours later
+            runs.log_json({"adapter": adapter_name, "preset": preset, "job": config_to_dict(job),
+                           "model": config_to_dict(model_config)}, "settings.json")
         runs.log_params({"adapter": adapter_name, "preset": preset, **config_to_dict(job),
                          **{f"model.{k}": v for k, v in config_to_dict(model_config).items()},
                          "calibration_source": data.calibration_source, "skipped_records": data.skipped},
@@ -315,15 +362,17 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         result = evaluate(model, data.evaluation, threshold, batch_size=job.eval_batch_size, progress=True)
         metrics = result.metrics()
         runs.log_metrics(metrics)
-        # scores.json = squad-qa score DATA predictions.json --na-prob-file na_probs.json --na-prob-thresh T
-        runs.log_json({qid: p.text for qid, p in result.raw.items()}, "evaluation/predictions.json")
-        runs.log_json(result.predictions, "evaluation/served_predictions.json")
-        runs.log_json(result.no_answer_probabilities, "evaluation/na_probs.json")
-        runs.log_json(result.scores, "evaluation/scores.json")
-        runs.log_json(result.answer_all_scores, "evaluation/scores_answer_all.json")
+        with writing(artifacts):
+            # scores.json = squad-qa score DATA predictions.json --na-prob-file na_probs.json --na-prob-thresh T
+            runs.log_json({qid: p.text for qid, p in result.raw.items()}, "evaluation/predictions.json")
+            runs.log_json(result.predictions, "evaluation/served_predictions.json")
+            runs.log_json(result.no_answer_probabilities, "evaluation/na_probs.json")
+            runs.log_json(result.scores, "evaluation/scores.json")
+            runs.log_json(result.answer_all_scores, "evaluation/scores_answer_all.json")
 
         fault_point("save_model")
-        _save(model, adapter, model_config, model_dir, threshold, threshold_source)
+        with writing(f"the model to {model_dir}"):
+            _save(model, adapter, model_config, model_dir, threshold, threshold_source)
         counts = model.parameter_counts()
         sizes = {"parameters_non_zero": counts.non_zero, "model_size_bytes": directory_size_bytes(model_dir)}
         runtimes = ["torch"]
@@ -348,12 +397,14 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
 
         example_input = [{"question": e.question, "context": e.context} for e in data.evaluation[:2]]
         fault_point("log_model")
-        model_uri = tracked_models.log_qa_model(model_dir, name="model", adapter_class=adapter_class_path(adapter),
-                                                input_example=example_input)
-        if "onnx" in runtimes:
-            fault_point("log_model_onnx")
-            tracked_models.log_qa_model(model_dir, name="model_onnx", adapter_class=adapter_class_path(adapter),
-                                        runtime="onnx", input_example=example_input)
+        with writing(f"the model {artifacts}"):
+            model_uri = tracked_models.log_qa_model(model_dir, name="model",
+                                                    adapter_class=adapter_class_path(adapter),
+                                                    input_example=example_input)
+            if "onnx" in runtimes:
+                fault_point("log_model_onnx")
+                tracked_models.log_qa_model(model_dir, name="model_onnx", adapter_class=adapter_class_path(adapter),
+                                            runtime="onnx", input_example=example_input)
         registration = None
         if job.register:
             fault_point("register")

@@ -84,6 +84,11 @@ def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     mlflow.log_metrics({key: float(value) for key, value in metrics.items()}, step=step)
 
 
+def artifact_uri() -> str:
+    """Where the active run's artifacts go."""
+    return mlflow.get_artifact_uri()
+
+
 def log_json(payload: Any, artifact_file: str) -> None:
     mlflow.log_dict(payload, artifact_file)
 
