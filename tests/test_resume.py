@@ -74,6 +74,10 @@ def test_a_killed_job_resumes_into_the_same_run_and_a_finished_one_starts_a_new_
     partial.mkdir(exist_ok=True)
     for name in ("config.json", "model.safetensors"):
         shutil.copy(checkpoints / f"checkpoint-{resume_step}" / name, partial / name)
+    # Or while it writes that last file, trainer_state.json, leaving it cut short.
+    cut_short = checkpoints / f"checkpoint-{resume_step + 2 * SAVE_STEPS}"
+    shutil.copytree(checkpoints / f"checkpoint-{resume_step}", cut_short, dirs_exist_ok=True)
+    (cut_short / "trainer_state.json").write_text((cut_short / "trainer_state.json").read_text()[:40])
 
     # 2. The same command again: it resumes the run and finishes it.
     resumed = run_to_the_end()
