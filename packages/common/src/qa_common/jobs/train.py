@@ -313,11 +313,15 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
     state = runs.read_job_state(output_dir)
     resume_run_id = None
     has_checkpoint = last_complete_checkpoint(checkpoint_dir) is not None
-    if job.resume and state.get("status") == "training" and has_checkpoint and runs.run_exists(state["run_id"]):
+    # A run left RUNNING was killed (a failure marks it FAILED): it is resumed even when the kill came before its
+    # first checkpoint, training then starts over inside it, rather than being left RUNNING for ever beside a
+    # new run. A FAILED run is resumed only from a checkpoint.
+    status = runs.run_status(state["run_id"]) if job.resume and state.get("status") == "training" else None
+    if status == "RUNNING" or (status is not None and has_checkpoint):
         resume_run_id = state["run_id"]
         print(f"resuming MLflow run {resume_run_id}", file=sys.stderr)
-    else:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if resume_run_id is None or not has_checkpoint:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a kill while writing the first one leaves a part
 
     tags = {"adapter": adapter_name, "preset": preset, "hardware": hardware_description()}
     with runs.job_run(job.experiment, run_name=job.run_name or f"{adapter_name}-{preset}",

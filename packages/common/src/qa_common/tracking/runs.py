@@ -25,12 +25,12 @@ def configure_tracking() -> str:
     return uri
 
 
-def run_exists(run_id: str) -> bool:
+def run_status(run_id: str) -> str | None:
+    """RUNNING, FINISHED, FAILED or KILLED; None when there is no such run."""
     try:
-        mlflow.get_run(run_id)
+        return mlflow.get_run(run_id).info.status
     except mlflow.exceptions.MlflowException:
-        return False
-    return True
+        return None
 
 
 def use_experiment(experiment: str) -> None:
