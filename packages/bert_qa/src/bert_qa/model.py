@@ -9,6 +9,8 @@ import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertConfig
 
 from bert_qa.config import BertQAConfig
+from bert_qa.distillation import Distiller, load_teacher
+from bert_qa.pruning import add_masks, apply_masks, encoder_linears, has_masks, remaining_fraction
 from qa_common.extractive import ExtractiveQAModel, OnnxRunner
 
 
@@ -34,15 +36,48 @@ def resolve_model_name(name: str) -> str:
 class BertQAModel(ExtractiveQAModel):
     adapter_name = "bert_qa"
 
-    def __init__(self, module, tokenizer, config: BertQAConfig, runner=None):
+    def __init__(self, module, tokenizer, config: BertQAConfig, runner=None, teacher=None):
         super().__init__(module, tokenizer, config, runner)
         self.input_names = tuple(
             name for name in ("input_ids", "attention_mask", "token_type_ids") if name in tokenizer.model_input_names
         )
+        self.teacher = teacher
+        self._training_module = None
+
+    def training_module(self):
+        """The student itself, or under distillation the student with the teacher's outputs in its loss."""
+        if self.teacher is None:
+            return self.module
+        if self._training_module is None:
+            self._training_module = Distiller(self.module, self.teacher, alpha=self.config.distill_alpha,
+                                              temperature=self.config.distill_temperature)
+        return self._training_module
+
+    def finish_training(self) -> dict[str, float]:
+        """Apply learned pruning masks (the module becomes an ordinary checkpoint) and drop the teacher."""
+        figures: dict[str, float] = {}
+        if has_masks(self.module):
+            figures["pruned_layers"] = float(apply_masks(self.module))
+        self.teacher = self._training_module = None
+        return figures
 
     def save(self, directory: Path) -> None:
+        if has_masks(self.module):
+            raise RuntimeError("the pruning masks are not applied yet: call finish_training() before save()")
         self.module.save_pretrained(directory, safe_serialization=True)
         self.tokenizer.save_pretrained(directory)
+
+    def saved_figures(self, directory: Path) -> dict[str, float]:
+        """Measured from the saved weights: the share of the encoder's linear weights left non-zero, and the
+        weights file's size zip-compressed (zeros compress: the size a pruned model ships at)."""
+        from safetensors.torch import load_file
+
+        path = Path(directory) / "model.safetensors"
+        weights = load_file(str(path))
+        names = [f"{name}.weight" for name in encoder_linears(self.module)]
+        return {"weight_density": remaining_fraction(weights, names),
+                "encoder_linear_weights": float(sum(weights[name].numel() for name in names)),
+                "model_size_zip_bytes": float(zip_size(path))}
 
 
 def build_model(config: BertQAConfig) -> BertQAModel:
@@ -70,7 +105,29 @@ def build_model(config: BertQAConfig) -> BertQAModel:
         )
         torch.manual_seed(0)
         module = AutoModelForQuestionAnswering.from_config(encoder_config)
-    return BertQAModel(module, tokenizer, config)
+    if config.pruning == "smp":
+        add_masks(module, config.density, config.sparsity_pattern, config.mask_score_scale)
+    elif config.pruning != "none":
+        raise ValueError(f"unknown pruning {config.pruning!r}; expected 'none' or 'smp'")
+    teacher = None
+    if config.teacher:
+        teacher, teacher_tokenizer = load_teacher(config.teacher)
+        if teacher_tokenizer.get_vocab() != tokenizer.get_vocab():
+            raise ValueError(f"teacher {config.teacher!r} has another vocabulary than {config.model_name}: "
+                             "distillation compares their distributions position by position")
+    return BertQAModel(module, tokenizer, config, teacher=teacher)
+
+
+def zip_size(path: Path) -> int:
+    """Bytes of ``path`` deflate-compressed (zip level 6), read in 16 MiB blocks."""
+    import zlib
+
+    compressor = zlib.compressobj(6)
+    size = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 24):
+            size += len(compressor.compress(block))
+    return size + len(compressor.flush())
 
 
 def load_model(directory: Path, config: BertQAConfig, runtime: str = "torch") -> BertQAModel:

@@ -79,6 +79,21 @@ class QAModel(abc.ABC):
         embedding coverage). Deterministic: a resumed job prepares the same model again. Default: nothing."""
         return {}
 
+    def training_module(self) -> Any:
+        """The module the training job hands to HF Trainer: ``module`` itself by default (a wrapper adding a
+        teacher's outputs to the loss under distillation, say). Must return the same object on every call."""
+        return self.module
+
+    def finish_training(self) -> dict[str, float]:
+        """Called once by the training job after training, before calibration: turn what training needed into
+        the model to evaluate and ship (apply pruning masks, drop a teacher). Returns figures to log."""
+        return {}
+
+    def saved_figures(self, directory: Path) -> dict[str, float]:
+        """Figures measured from the model as saved in ``directory`` (e.g. weight density, compressed size),
+        logged by the training job with the size on disk. Default: none."""
+        return {}
+
     def to(self, device: str) -> QAModel:
         if self.module is not None:
             self.module.to(device)

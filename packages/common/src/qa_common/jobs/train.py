@@ -241,7 +241,7 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
         **_precision_flags(job.precision),
     )
     trainer = Trainer(
-        model=model.module,
+        model=model.training_module(),
         args=arguments,
         train_dataset=model.training_dataset(data.train),
         data_collator=model.data_collator(),
@@ -254,6 +254,7 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
     # A failed checkpoint write: the Trainer names neither the file nor the cause.
     with writing(f"checkpoints to {checkpoint_dir}", inside="_save_checkpoint"):
         output = trainer.train(resume_from_checkpoint=last)
+    finished = model.finish_training()
     model.module.eval()
     # After a resume, Trainer divides this attempt's loss sum by all the run's steps and credits this attempt's
     # time with all the run's features; scaled by the attempt's share of the steps, both describe this attempt.
@@ -264,6 +265,7 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
         "train_loss_mean": output.metrics.get("train_loss", float("nan")) / share if share else float("nan"),
         "train_features": float(len(trainer.train_dataset)),
         "train_steps": float(output.global_step),
+        **finished,
     }
 
 
@@ -378,7 +380,8 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         with writing(f"the model to {model_dir}"):
             _save(model, adapter, model_config, model_dir, threshold, threshold_source)
         counts = model.parameter_counts()
-        sizes = {"parameters_non_zero": counts.non_zero, "model_size_bytes": directory_size_bytes(model_dir)}
+        sizes = {"parameters_non_zero": counts.non_zero, "model_size_bytes": directory_size_bytes(model_dir),
+                 **model.saved_figures(model_dir)}
         runtimes = ["torch"]
         if job.export_onnx and "onnx" in adapter.supported_runtimes():
             parity = model.export_onnx(model_dir, data.evaluation[:64])

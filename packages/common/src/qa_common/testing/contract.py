@@ -182,14 +182,16 @@ def mean_loss(model: QAModel, examples: Sequence[SquadExample], batch_size: int 
 
 
 def train_briefly(model: QAModel, examples: Sequence[SquadExample], check: LearningCheck) -> list[float]:
-    """``check.steps`` AdamW steps over the features of ``examples`` (cycled in order); the loss of each step."""
+    """``check.steps`` AdamW steps of ``model.training_module()`` (what the job trains) over the features of
+    ``examples`` (cycled in order); the loss of each step."""
     torch.manual_seed(check.seed)
     batches = _batches(model, examples, check.batch_size)
-    optimizer = torch.optim.AdamW([p for p in model.module.parameters() if p.requires_grad], lr=check.learning_rate)
-    model.module.train()
+    trained = model.training_module()
+    optimizer = torch.optim.AdamW([p for p in trained.parameters() if p.requires_grad], lr=check.learning_rate)
+    trained.train()
     losses = []
     for batch in itertools.islice(itertools.cycle(batches), check.steps):
-        loss = model.module(**batch).loss
+        loss = trained(**batch).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

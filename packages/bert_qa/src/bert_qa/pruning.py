@@ -1,0 +1,152 @@
+"""Static Model Pruning: binary masks learned over frozen pretrained weights.
+
+Every ``nn.Linear`` of the encoder becomes a ``MaskedLinear``: its pretrained weight and bias are frozen, and a
+score per weight is learned. In the forward pass the scores are binarised, keeping the top ``density`` share of
+each matrix (or, with the 2:4 pattern, the top 2 of every 4 consecutive weights of a row, the layout NVIDIA's
+sparse tensor cores run), and the layer computes with ``weight * mask``. The binarisation passes gradients
+straight through to the scores. Only the scores and the QA head learn; no pretrained weight changes.
+
+``apply_masks`` then turns each ``MaskedLinear`` back into an ``nn.Linear`` whose weight is ``weight * mask``:
+the pruned model is an ordinary checkpoint, its kept weights bit-for-bit the pretrained ones, its others zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+PATTERNS = ("unstructured", "2:4")
+
+
+class _TopK(torch.autograd.Function):
+    """1 for the top ``density`` share of ``scores`` (exactly ceil(density x n) of them), else 0; the gradient
+    passes straight through."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, density: float) -> torch.Tensor:
+        kept = max(1, math.ceil(density * scores.numel()))
+        mask = torch.zeros_like(scores)
+        mask.view(-1)[scores.flatten().topk(kept, sorted=False).indices] = 1.0
+        return mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
+class _TwoOfFour(torch.autograd.Function):
+    """1 for the 2 highest scores of every 4 consecutive ones along a row, else 0; straight-through gradient."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor) -> torch.Tensor:
+        groups = scores.reshape(-1, 4)
+        mask = torch.zeros_like(groups)
+        mask.scatter_(1, groups.topk(2, dim=1).indices, 1.0)
+        return mask.reshape(scores.shape)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad
+
+
+class MaskedLinear(nn.Module):
+    """A frozen ``nn.Linear`` whose weights are gated by a learned binary mask.
+
+    Scores start at each weight's magnitude relative to the matrix's mean magnitude (so the first mask is
+    magnitude pruning). They are stored divided by ``score_scale`` and multiplied back in the forward pass:
+    Adam moves a parameter by about the learning rate per step whatever its gradient's size, so the scores
+    move ``score_scale`` times faster than the QA head, which shares the job's one learning rate.
+    """
+
+    def __init__(self, linear: nn.Linear, density: float, pattern: str = "unstructured", score_scale: float = 100.0):
+        super().__init__()
+        if pattern not in PATTERNS:
+            raise ValueError(f"unknown sparsity pattern {pattern!r}; expected one of {', '.join(PATTERNS)}")
+        if pattern == "2:4" and linear.in_features % 4:
+            raise ValueError(f"2:4 sparsity needs input sizes divisible by 4, not {linear.in_features}")
+        self.weight = nn.Parameter(linear.weight.detach().clone(), requires_grad=False)
+        self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
+        magnitude = self.weight.abs()
+        self.mask_scores = nn.Parameter(magnitude / magnitude.mean().clamp(min=1e-12) / score_scale)
+        self.density = density
+        self.pattern = pattern
+        self.score_scale = score_scale
+
+    def mask(self) -> torch.Tensor:
+        scores = self.mask_scores * self.score_scale
+        if self.pattern == "2:4":
+            return _TwoOfFour.apply(scores)
+        return _TopK.apply(scores, self.density)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(values, self.weight * self.mask().to(self.weight.dtype), self.bias)
+
+    def pruned(self) -> nn.Linear:
+        """An ordinary ``nn.Linear`` with the mask applied."""
+        linear = nn.Linear(self.weight.shape[1], self.weight.shape[0], bias=self.bias is not None)
+        with torch.no_grad():
+            linear.weight.copy_(self.weight * self.mask().to(self.weight.dtype))
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear.to(self.weight.device)
+
+
+def encoder_linears(module: nn.Module) -> dict[str, nn.Module]:
+    """The linear layers Static Model Pruning masks: every ``nn.Linear`` (or ``MaskedLinear``) inside the
+    encoder (attention projections and feed-forward layers), by qualified name; not embeddings, not the head."""
+    encoder = module.base_model.encoder
+    prefix = next(name for name, child in module.named_modules() if child is encoder)
+    return {f"{prefix}.{name}": child for name, child in encoder.named_modules()
+            if isinstance(child, (nn.Linear, MaskedLinear))}
+
+
+def _replace(module: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child_name = name.rpartition(".")
+    setattr(module.get_submodule(parent_name) if parent_name else module, child_name, new)
+
+
+def add_masks(module: nn.Module, density: float, pattern: str = "unstructured", score_scale: float = 100.0) -> None:
+    """Make ``module`` (an ``AutoModelForQuestionAnswering``) a Static Model Pruning student, in place: masks on
+    the encoder's linear layers, every pretrained parameter frozen, only mask scores and the QA head trainable."""
+    if not 0.0 < density <= 1.0:
+        raise ValueError(f"density must be in (0, 1], not {density}")
+    if pattern == "2:4" and density != 0.5:
+        raise ValueError(f"2:4 sparsity keeps exactly half the weights: density must be 0.5, not {density}")
+    for name, linear in encoder_linears(module).items():
+        _replace(module, name, MaskedLinear(linear, density, pattern, score_scale))
+    head = qa_head(module)
+    for name, parameter in module.named_parameters():
+        parameter.requires_grad = name.endswith("mask_scores") or any(parameter is p for p in head.parameters())
+
+
+def qa_head(module: nn.Module) -> nn.Module:
+    """The span head of a QA model (``qa_outputs`` in BERT-family models)."""
+    head = getattr(module, "qa_outputs", None)
+    if head is None:
+        raise ValueError(f"{type(module).__name__} has no qa_outputs head to train")
+    return head
+
+
+def apply_masks(module: nn.Module) -> int:
+    """Replace every ``MaskedLinear`` of ``module`` by its pruned ``nn.Linear``, in place; returns how many."""
+    masked = {name: child for name, child in module.named_modules() if isinstance(child, MaskedLinear)}
+    for name, child in masked.items():
+        _replace(module, name, child.pruned())
+    return len(masked)
+
+
+def has_masks(module: nn.Module) -> bool:
+    return any(isinstance(child, MaskedLinear) for child in module.modules())
+
+
+def remaining_fraction(weights: dict[str, torch.Tensor], names: list[str]) -> float:
+    """Share of non-zero entries among the ``names`` weight tensors (as saved: ``<layer>.weight``)."""
+    total = sum(weights[name].numel() for name in names)
+    kept = sum(int(torch.count_nonzero(weights[name])) for name in names)
+    return kept / total if total else 1.0
+
+
+__all__ = ["MaskedLinear", "PATTERNS", "add_masks", "apply_masks", "encoder_linears", "has_masks", "qa_head",
+           "remaining_fraction"]

@@ -1,0 +1,107 @@
+"""Static Model Pruning on a tiny BERT: masks at the requested density, frozen pretrained weights, and a pruned
+model that plain ``transformers`` loads."""
+
+import pytest
+import torch
+from transformers import AutoModelForQuestionAnswering
+
+from bert_qa.adapter import BertAdapter
+from bert_qa.pruning import MaskedLinear, encoder_linears
+from qa_common.testing.contract import LearningCheck, learning_examples, mean_loss, train_briefly
+
+
+def smp_model(density, pattern="unstructured", **settings):
+    adapter = BertAdapter()
+    return adapter.build(adapter.config("tiny", {"pruning": "smp", "density": density,
+                                                 "sparsity_pattern": pattern, **settings}))
+
+
+@pytest.mark.parametrize("density", [0.1, 0.5, 0.9])
+def test_masks_binarise_to_the_requested_density(density):
+    model = smp_model(density)
+    layers = encoder_linears(model.module)
+    assert len(layers) == 12 and all(isinstance(layer, MaskedLinear) for layer in layers.values())
+    for layer in layers.values():
+        mask = layer.mask().detach()
+        assert set(mask.unique().tolist()) <= {0.0, 1.0}
+        assert abs(float(mask.mean()) - density) < 0.01
+
+
+def test_the_2_of_4_pattern_keeps_two_of_every_four_weights_of_a_row():
+    model = smp_model(0.5, "2:4")
+    for layer in encoder_linears(model.module).values():
+        groups = layer.mask().reshape(-1, 4)
+        assert torch.equal(groups.sum(1), torch.full((groups.shape[0],), 2.0))
+    with pytest.raises(ValueError, match="density must be 0.5"):
+        smp_model(0.1, "2:4")
+
+
+def test_the_first_mask_is_magnitude_pruning():
+    layer = encoder_linears(smp_model(0.25).module)["bert.encoder.layer.0.attention.self.query"]
+    kept = layer.weight.abs()[layer.mask().bool()]
+    dropped = layer.weight.abs()[~layer.mask().bool()]
+    assert kept.min() >= dropped.max()
+
+
+def test_training_moves_only_mask_scores_and_the_head_and_the_pruned_model_loads_with_plain_transformers(tmp_path):
+    model = smp_model(0.3)
+    module = model.module
+    pretrained = {name: p.detach().clone() for name, p in module.named_parameters() if not name.endswith("mask_scores")}
+    trainable = sorted(name for name, p in module.named_parameters() if p.requires_grad)
+    assert trainable == sorted([*(f"{name}.mask_scores" for name in encoder_linears(module)),
+                                "qa_outputs.weight", "qa_outputs.bias"])
+    masks_before = {name: layer.mask().clone() for name, layer in encoder_linears(module).items()}
+    examples = learning_examples(16)
+    before = mean_loss(model, examples)
+    train_briefly(model, examples, LearningCheck(steps=40, learning_rate=1e-2))
+    assert mean_loss(model, examples) < before
+    for name, parameter in module.named_parameters():
+        if name in pretrained and not name.startswith("qa_outputs"):
+            assert torch.equal(parameter, pretrained[name]), f"{name} changed"
+    changed = sum(int((layer.mask() != masks_before[name]).sum()) for name, layer in encoder_linears(module).items())
+    assert changed > 0  # the masks learned something
+
+    masks = {name: layer.mask().bool() for name, layer in encoder_linears(module).items()}
+    logits = module.eval()(**_batch(model)).start_logits
+    assert model.finish_training() == {"pruned_layers": 12.0}
+    assert not any(isinstance(child, MaskedLinear) for child in module.modules())
+    assert torch.allclose(module(**_batch(model)).start_logits, logits, atol=1e-6)
+    model.save(tmp_path)
+
+    plain = AutoModelForQuestionAnswering.from_pretrained(tmp_path, use_safetensors=True).eval()
+    assert not any("mask" in key for key in plain.state_dict())
+    for name, mask in masks.items():
+        weight = plain.get_submodule(name).weight
+        original = pretrained[f"{name}.weight"]
+        assert torch.equal(weight[mask], original[mask])  # bit for bit
+        assert torch.count_nonzero(weight[~mask]) == 0
+        assert torch.equal(plain.get_submodule(name).bias, pretrained[f"{name}.bias"])
+    for name in ("bert.embeddings.word_embeddings.weight", "bert.encoder.layer.1.output.LayerNorm.weight"):
+        assert torch.equal(plain.state_dict()[name], pretrained[name])
+    assert torch.allclose(plain(**_batch(model)).start_logits, logits, atol=1e-6)
+
+    figures = model.saved_figures(tmp_path)
+    assert abs(figures["weight_density"] - 0.3) < 0.01
+    assert figures["encoder_linear_weights"] == 2 * (4 * 64 * 64 + 2 * 64 * 128)
+    assert 0 < figures["model_size_zip_bytes"] < (tmp_path / "model.safetensors").stat().st_size
+
+
+def test_a_model_still_masked_is_not_saved(tmp_path):
+    with pytest.raises(RuntimeError, match="finish_training"):
+        smp_model(0.5).save(tmp_path)
+
+
+def test_a_dense_model_reports_its_density_from_the_saved_weights(tmp_path):
+    adapter = BertAdapter()
+    model = adapter.build(adapter.config("tiny"))
+    assert model.finish_training() == {}
+    model.save(tmp_path)
+    assert model.saved_figures(tmp_path)["weight_density"] == 1.0
+
+
+def _batch(model):
+    features = model.windows(learning_examples(4), with_labels=False)
+    from qa_common.extractive import pad_batch
+
+    items = [{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in features.input_ids]
+    return {key: torch.from_numpy(value) for key, value in pad_batch(items, model.tokenizer.pad_token_id).items()}

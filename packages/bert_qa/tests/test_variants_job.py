@@ -1,0 +1,39 @@
+"""The shared job trains the pruning and distillation variants and logs what the issue asks of every run."""
+
+import mlflow
+import pytest
+
+from qa_common.jobs.train import run_job
+from qa_common.testing.contract import TRAIN_SAMPLE, VALIDATION_SAMPLE, sample_directory
+
+
+def test_a_dense_teacher_then_an_smp_kd_student_taught_by_its_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sample = sample_directory()
+    job = {"train_data": str(sample / TRAIN_SAMPLE), "eval_data": str(sample / VALIDATION_SAMPLE),
+           "max_train_examples": 60, "max_eval_examples": 30, "epochs": 1, "batch_size": 16, "learning_rate": 3e-3,
+           "system_metrics": False, "register": False, "benchmark": False, "export_onnx": True}
+    teacher = run_job("bert_qa", "tiny", {**job, "output_dir": str(tmp_path / "teacher")})
+    dense = mlflow.get_run(teacher["run_id"]).data.metrics
+    assert dense["weight_density"] == 1.0 and "pruned_layers" not in dense
+
+    student = run_job("bert_qa", "tiny", {**job, "output_dir": str(tmp_path / "student"), "pruning": "smp",
+                                          "density": 0.1, "teacher": teacher["run_id"], "distill_alpha": 0.5})
+    run = mlflow.get_run(student["run_id"])
+    metrics, params = run.data.metrics, run.data.params
+    assert params["model.teacher"] == teacher["run_id"] and params["model.pruning"] == "smp"
+    assert metrics["pruned_layers"] == 12
+    assert metrics["weight_density"] == pytest.approx(0.1, abs=0.01)  # measured from the saved weights
+    linear = metrics["encoder_linear_weights"]
+    # Non-zero parameters: everything but the pruned 90% of the encoder's linear weights (counted after saving).
+    pruned_away = linear - round(metrics["weight_density"] * linear)
+    assert metrics["parameters_non_zero"] <= dense["parameters_total"] - pruned_away + 10
+    assert metrics["parameters_trainable"] == linear + 64 * 2 + 2  # mask scores and the QA head
+    # The zeros compress away: the zipped weights shrink by most of the pruned weights' 4 bytes each (the tiny
+    # model is mostly its unpruned word embeddings, so the whole file shrinks little).
+    assert dense["model_size_zip_bytes"] - metrics["model_size_zip_bytes"] > 0.6 * 4 * pruned_away, (
+        dense["model_size_zip_bytes"], metrics["model_size_zip_bytes"], pruned_away)
+    assert metrics["onnx_max_abs_logit_diff"] < 1e-4
+    for key in ("exact", "f1", "HasAns_f1", "NoAns_exact"):
+        assert key in metrics
