@@ -153,8 +153,9 @@ LIMITS = ServingLimits()
                  f"{LIMITS.max_records + 1} records in one request; the limit is {LIMITS.max_records}",
                  id="too many records"),
 ])
-def test_the_server_refuses_bad_requests_with_400_naming_the_problem(server, payload, message):
+def test_the_server_refuses_bad_requests_naming_the_problem(server, payload, message):
+    """400 for a malformed request, 413 (Content Too Large) for one over a limit."""
     status, body = post(server, payload)
-    assert status == 400, body
+    assert status == (413 if "the limit is" in message else 400), body
     assert body["error_code"] == "INVALID_PARAMETER_VALUE"
     assert message in body["message"]

@@ -90,4 +90,6 @@ def test_the_served_refusal_keeps_its_message_when_mlflow_rewrites_it():
     error.message = f"Failed to predict data '{'x' * 1000}'. \nError: {error.message}"
     assert json.loads(error.serialize_as_json())["message"] == (
         "request too large: record 0: context has 9 characters; the limit is 8")
-    assert error.get_http_status_code() == 400
+    assert error.get_http_status_code() == 413
+    refused = RequestRefused("invalid request: record 0: field 'context' is empty", error_code=INVALID_PARAMETER_VALUE)
+    assert refused.get_http_status_code() == 400

@@ -9,6 +9,8 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from qa_common.serving import OUTPUT_FIELDS, InvalidRequestError, QAService, RequestTooLargeError, ServingLimits
 
+TOO_LARGE = "request too large"
+
 
 class RequestRefused(MlflowException):
     """A refused request, answered with its own message only.
@@ -17,11 +19,15 @@ class RequestRefused(MlflowException):
     ``f"Failed to predict data '{data}'. Error: {message}"``: for ``inputs`` requests ``data`` is the request
     itself, so a refused 50 MB context came back as a 50 MB answer. This exception keeps its first message.
 
-    The HTTP status is the error code's in MLflow's ``ERROR_CODE_TO_HTTP_STATUS``: INVALID_PARAMETER_VALUE, 400,
-    for requests over a limit too (their message starts "request too large"). No error code there maps to 413
-    or 422; the nearest, RESOURCE_EXHAUSTED and REQUEST_LIMIT_EXCEEDED, map to 429, "retry later", which a
-    request that will never fit should not get.
+    The HTTP status: 413 (Content Too Large) for a request over a limit (its message starts "request too
+    large"), else the error code's in MLflow's ``ERROR_CODE_TO_HTTP_STATUS`` (INVALID_PARAMETER_VALUE: 400).
+    No error code in that table maps to 413 (RESOURCE_EXHAUSTED and REQUEST_LIMIT_EXCEEDED map to 429, "retry
+    later", which a request that will never fit should not get); MLflow's scoring server answers with
+    ``get_http_status_code()`` of the exception ``predict`` raised, which this class overrides.
     """
+
+    def get_http_status_code(self) -> int:
+        return 413 if self.message.startswith(TOO_LARGE) else super().get_http_status_code()
 
     @property
     def message(self) -> str:
@@ -54,7 +60,7 @@ class SquadQAPythonModel(mlflow.pyfunc.PythonModel):
         try:
             answers = self.service.answer(_columns_as_given(model_input))
         except RequestTooLargeError as error:
-            raise RequestRefused(f"request too large: {error}", error_code=INVALID_PARAMETER_VALUE) from error
+            raise RequestRefused(f"{TOO_LARGE}: {error}", error_code=INVALID_PARAMETER_VALUE) from error
         except InvalidRequestError as error:
             raise RequestRefused(f"invalid request: {error}", error_code=INVALID_PARAMETER_VALUE) from error
         return pd.DataFrame(answers, columns=list(OUTPUT_FIELDS))
