@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForQuestionAnswering
 
 from bert_qa.adapter import BertAdapter
-from bert_qa.pruning import MaskedLinear, encoder_linears
+from bert_qa.pruning import MaskedLinear, encoder_linears, is_two_of_four, to_semi_structured
 from qa_common.testing.contract import LearningCheck, learning_examples, mean_loss, train_briefly
 
 
@@ -105,3 +105,18 @@ def _batch(model):
 
     items = [{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids in features.input_ids]
     return {key: torch.from_numpy(value) for key, value in pad_batch(items, model.tokenizer.pad_token_id).items()}
+
+
+def test_a_2_of_4_pruned_model_saves_2_of_4_weights_and_semi_structured_conversion_checks_its_input(tmp_path):
+    model = smp_model(0.5, "2:4")
+    model.finish_training()
+    layers = encoder_linears(model.module)
+    assert all(is_two_of_four(layer.weight) for layer in layers.values())
+    assert not is_two_of_four(torch.ones(2, 8))
+    model.save(tmp_path)
+    assert model.saved_figures(tmp_path)["weight_density"] == 0.5
+    # The conversion itself runs on CUDA only (scripts/bench_sparsity.py measures it on the GPU); here it refuses.
+    with pytest.raises(ValueError, match="needs CUDA float16/bfloat16"):
+        to_semi_structured(model.module)
+    with pytest.raises(ValueError, match="apply the masks first"):
+        to_semi_structured(smp_model(0.5, "2:4").module)

@@ -141,6 +141,33 @@ def has_masks(module: nn.Module) -> bool:
     return any(isinstance(child, MaskedLinear) for child in module.modules())
 
 
+def is_two_of_four(weight: torch.Tensor) -> bool:
+    """Whether at most 2 of every 4 consecutive weights of each row are non-zero (the 2:4 layout)."""
+    return weight.shape[-1] % 4 == 0 and bool(((weight.reshape(-1, 4) != 0).sum(1) <= 2).all())
+
+
+def to_semi_structured(module: nn.Module) -> int:
+    """Store every encoder linear weight of a 2:4-pruned ``module`` as a PyTorch semi-structured sparse tensor,
+    so its matrix products run on sparse tensor cores; returns how many. Inference only; needs CUDA (compute
+    capability 8.0 or newer) and a float16 or bfloat16 module, as ``torch.sparse.to_sparse_semi_structured``
+    does. Raises ValueError naming the first layer that is not 2:4 sparse."""
+    from torch.sparse import to_sparse_semi_structured
+
+    layers = encoder_linears(module)
+    for name, linear in layers.items():
+        if not isinstance(linear, nn.Linear):
+            raise ValueError(f"{name} still carries its pruning mask: apply the masks first")
+        if linear.weight.device.type != "cuda" or linear.weight.dtype not in (torch.float16, torch.bfloat16):
+            raise ValueError(f"semi-structured sparsity needs CUDA float16/bfloat16 weights; {name} is "
+                             f"{linear.weight.dtype} on {linear.weight.device}")
+        if not is_two_of_four(linear.weight):
+            raise ValueError(f"{name} is not 2:4 sparse (a row has more than 2 non-zeros in 4): prune it with "
+                             "--sparsity-pattern 2:4")
+    for linear in layers.values():
+        linear.weight = nn.Parameter(to_sparse_semi_structured(linear.weight.detach()), requires_grad=False)
+    return len(layers)
+
+
 def remaining_fraction(weights: dict[str, torch.Tensor], names: list[str]) -> float:
     """Share of non-zero entries among the ``names`` weight tensors (as saved: ``<layer>.weight``)."""
     total = sum(weights[name].numel() for name in names)
@@ -148,5 +175,5 @@ def remaining_fraction(weights: dict[str, torch.Tensor], names: list[str]) -> fl
     return kept / total if total else 1.0
 
 
-__all__ = ["MaskedLinear", "PATTERNS", "add_masks", "apply_masks", "encoder_linears", "has_masks", "qa_head",
-           "remaining_fraction"]
+__all__ = ["MaskedLinear", "PATTERNS", "add_masks", "apply_masks", "encoder_linears", "has_masks", "is_two_of_four",
+           "qa_head", "remaining_fraction", "to_semi_structured"]
