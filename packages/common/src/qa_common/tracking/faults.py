@@ -34,8 +34,8 @@ def _where() -> str:
 
 
 def _kill(description: str) -> None:
-    print(f"fault injected: SIGKILL {description}; last point passed {_last_point}; main thread in {_where()}",
-          file=sys.stderr, flush=True)
+    passed = f"; last point passed {_last_point}" if _last_point not in description else ""
+    print(f"fault injected: SIGKILL {description}{passed}; main thread in {_where()}", file=sys.stderr, flush=True)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
