@@ -3,8 +3,9 @@
     squad-qa train bert_qa --preset tiny --epochs 1
 
 Data is read and validated before any run exists, so bad input leaves no run behind. Training runs on HF
-``Trainer`` (mixed precision on GPU, checkpoints, resume, progress bars, seeds). A job killed mid-training
-and started again with the same ``output_dir`` resumes from its last checkpoint into the same MLflow run.
+``Trainer`` (mixed precision on GPU, checkpoints, resume, progress bars, seeds, several processes under torchrun:
+see ``qa_common.distributed``). A job killed mid-training and started again with the same ``output_dir`` resumes
+from its last checkpoint into the same MLflow run.
 The model is registered only after everything it is registered with exists. A write that fails for lack of
 room or permission (checkpoints, the saved model, the artifact store) raises StorageError naming where.
 """
@@ -25,6 +26,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from qa_common import distributed
 from qa_common.adapter import Adapter, ModelInfo, adapter_class_path, get_adapter, load_model
 from qa_common.config import ConfigError, build_config, config_to_dict, split_overrides
 from qa_common.data.examples import SquadExample
@@ -223,7 +225,7 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
         output_dir=str(checkpoint_dir),
         num_train_epochs=job.epochs,
         max_steps=job.max_steps,
-        per_device_train_batch_size=job.batch_size,
+        per_device_train_batch_size=distributed.per_process_batch_size(job.batch_size),
         gradient_accumulation_steps=job.gradient_accumulation_steps,
         learning_rate=job.learning_rate,
         weight_decay=job.weight_decay,
@@ -239,6 +241,7 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
         report_to="none",
         remove_unused_columns=False,
         **_precision_flags(job.precision),
+        **distributed.trainer_arguments(),
     )
     trainer = Trainer(
         model=model.training_module(),
@@ -247,13 +250,15 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
         data_collator=model.data_collator(),
         callbacks=callbacks,
     )
-    last = last_complete_checkpoint(checkpoint_dir)
+    # The main process decided whether to resume (and cleared what it would not resume from); the others follow it.
+    last = distributed.from_main(last_complete_checkpoint(checkpoint_dir) if distributed.is_main() else None)
     resumed_step = _trainer_state_step(Path(last)) if last else 0
-    if last:
+    if last and distributed.is_main():
         print(f"resuming from {last}", file=sys.stderr)
     # A failed checkpoint write: the Trainer names neither the file nor the cause.
     with writing(f"checkpoints to {checkpoint_dir}", inside="_save_checkpoint"):
         output = trainer.train(resume_from_checkpoint=last)
+    distributed.finish_training()
     finished = model.finish_training()
     model.module.eval()
     # After a resume, Trainer divides this attempt's loss sum by all the run's steps and credits this attempt's
@@ -294,14 +299,20 @@ def job_and_model_configs(adapter: Adapter, preset: str | None, overrides: dict[
     return build_config(JobConfig, job_overrides), adapter.config(preset or adapter.default_preset, model_overrides)
 
 
-def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Run the whole job for one architecture and preset; returns the run id, metrics and registration."""
+def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) -> dict[str, Any] | None:
+    """Run the whole job for one architecture and preset; returns the run id, metrics and registration.
+
+    Under torchrun or accelerate launch every process calls this; all but the main one only train (their share
+    of each batch) and return None.
+    """
     from qa_common.tracking import models as tracked_models
     from qa_common.tracking import runs
     from qa_common.tracking.faults import fault_point, step_fault_points
 
     adapter = get_adapter(adapter_name)
     job, model_config = job_and_model_configs(adapter, preset, overrides)
+    distributed.per_process_batch_size(job.batch_size)  # a batch the processes cannot share fails before any work
+    distributed.start()
     preset = preset or adapter.default_preset
     data = load_job_data(job)
     # Built and prepared before the run starts: a bad model name, size or embedding file fails without leaving
@@ -311,6 +322,10 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
 
     output_dir = Path(job.output_dir or f"outputs/{adapter_name}-{preset}")
     checkpoint_dir, model_dir = output_dir / "checkpoints", output_dir / "model"
+    if not distributed.is_main():
+        # The main process alone owns the MLflow run, the job state and the work after training.
+        train_model(model, data, job, checkpoint_dir, [step_fault_points()])
+        return None
     runs.configure_tracking()
     state = runs.read_job_state(output_dir)
     resume_run_id = None
@@ -325,7 +340,8 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
     if resume_run_id is None or not has_checkpoint:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)  # a kill while writing the first one leaves a part
 
-    tags = {"adapter": adapter_name, "preset": preset, "hardware": hardware_description()}
+    tags = {"adapter": adapter_name, "preset": preset, "hardware": hardware_description(),
+            "processes": str(distributed.world_size())}
     with runs.job_run(job.experiment, run_name=job.run_name or f"{adapter_name}-{preset}",
                       resume_run_id=resume_run_id, tags=tags, system_metrics=job.system_metrics) as run_id:
         runs.write_job_state(output_dir, status="training", run_id=run_id)
