@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -42,8 +43,19 @@ def parse_key_values(tokens: list[str]) -> dict[str, str]:
 
 
 def _train(args, extra: list[str]) -> int:
+    from qa_common import distributed
     from qa_common.jobs.train import run_job
 
+    if args.processes is not None and args.processes > 1 and distributed.world_size() == 1:
+        # torchrun starts the processes on this host (their rendezvous on a free local port) and stops them all
+        # when one fails; across hosts, run torchrun yourself with the command below (README: Several GPUs).
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                   str(args.processes), "-m", "qa_common.cli", "train", args.arch,
+                   *(["--preset", args.preset] if args.preset else []), *extra]
+        sys.stdout.flush()
+        os.execv(sys.executable, command)
+    if args.processes is not None and args.processes != distributed.world_size():
+        raise UsageError(f"--processes {args.processes}, but the launcher started {distributed.world_size()}")
     run_job(args.arch, args.preset, parse_key_values(extra))
     return 0
 
@@ -159,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train, evaluate, export, benchmark, log and register a model")
     train.add_argument("arch", help="architecture (an installed adapter, e.g. bert_qa)")
     train.add_argument("--preset", default=None, help="named preset of the architecture's config")
+    train.add_argument("--processes", type=int, default=None,
+                       help="train on this many processes of this host (one per GPU), started by torchrun")
     train.set_defaults(handler=_train)
 
     settings = commands.add_parser("settings", help="print the job and model settings train would use")
