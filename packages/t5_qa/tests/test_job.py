@@ -1,0 +1,39 @@
+"""The shared job trains, calibrates, evaluates, saves and logs a tiny t5_qa model (LoRA: the variant whose
+logged figures differ most from full fine-tuning)."""
+
+import json
+
+import pytest
+
+from qa_common.jobs.train import run_job
+from qa_common.testing.contract import TRAIN_SAMPLE, VALIDATION_SAMPLE, sample_directory, sample_examples
+
+
+@pytest.mark.parametrize("preset", ["tiny-lora"])
+def test_the_job_trains_and_logs_a_t5_reader(preset, tmp_path, monkeypatch):
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sample = sample_directory()
+    result = run_job("t5_qa", preset, {
+        "train_data": str(sample / TRAIN_SAMPLE), "eval_data": str(sample / VALIDATION_SAMPLE),
+        "max_steps": 8, "batch_size": 32, "learning_rate": 1e-2, "system_metrics": False, "register": False,
+        "benchmark": True, "benchmark_examples": 8, "output_dir": str(tmp_path / "out")})
+    run = mlflow.get_run(result["run_id"])
+    metrics, params = run.data.metrics, run.data.params
+    assert run.data.tags["adapter"] == "t5_qa" and params["model.variant"] == "lora"
+    assert metrics["eval_questions"] == len(sample_examples(VALIDATION_SAMPLE))
+    assert 0 < metrics["parameters_trainable"] < 0.05 * metrics["parameters_total"]
+    assert metrics["train_features_per_s"] > 0 and metrics["train_steps"] == 8
+    assert metrics["peak_process_rss_bytes"] > 100e6  # CPU: the process's peak resident memory
+    # What would be deployed: the frozen base and the adapter, the adapter a small part of it.
+    assert 0 < metrics["adapter_size_bytes"] < 0.1 * metrics["model_size_bytes"]
+    assert metrics["bench_torch_questions_per_s"] > 0 and "onnx_max_abs_logit_diff" not in metrics
+    # The no-answer probabilities come from the model's scores: they spread, so calibration has something to cut.
+    client = mlflow.MlflowClient()
+    path = client.download_artifacts(result["run_id"], "evaluation/na_probs.json", str(tmp_path))
+    probabilities = json.loads(open(path).read())
+    assert len(set(probabilities.values())) > 10 and all(0 <= p <= 1 for p in probabilities.values())
+    for name in ("best_exact", "best_f1", "best_exact_thresh", "no_answer_threshold", "answer_all_f1"):
+        assert name in metrics, name
