@@ -133,6 +133,13 @@ class TestT5Contract(AdapterContract):
         loaded, _ = load_model(int8_dir)
         assert_same_predictions(loaded.predict(examples), actual, atol=1e-6)
 
+    def test_a_pickled_checkpoint_is_refused(self, adapter, trained, tmp_path):
+        directory = save_model(trained.model, adapter, trained.config, tmp_path / "model")
+        assert not [path for path in directory.rglob("*") if path.suffix in (".bin", ".pt", ".pth", ".pkl")]
+        (directory / "model" / "model.safetensors").rename(directory / "model" / "pytorch_model.bin")
+        with pytest.raises(OSError, match="safetensors"):
+            load_model(directory)
+
     @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error a CPU-only machine gives")
     def test_bitsandbytes_variants_fail_clearly_without_a_gpu(self, adapter, trained, tmp_path):
         for overrides in ({"variant": "qlora"}, {"variant": "int8", "int8_backend": "bitsandbytes"}):

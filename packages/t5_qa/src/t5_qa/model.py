@@ -199,8 +199,7 @@ class T5QAModel(QAModel):
         return figures
 
     def to(self, device: str) -> T5QAModel:
-        if self.config.variant == "qlora" or (self.config.variant == "int8" and
-                                              self.config.int8_backend == "bitsandbytes"):
+        if getattr(self.seq2seq(), "hf_quantizer", None) is not None:
             return self  # bitsandbytes models stay on the GPU they were loaded on
         if int8_linear_names(self.module):
             return self  # dynamically quantized models run on the CPU
@@ -311,7 +310,7 @@ class T5QAModel(QAModel):
             self.module.save_pretrained(directory / ADAPTER_DIR)
             if self.config.variant == "qlora":
                 # The 4-bit base is frozen: quantizing its source again gives the same weights.
-                base = AutoModelForSeq2SeqLM.from_pretrained(self.base_source, device_map={"": 0},
+                base = AutoModelForSeq2SeqLM.from_pretrained(self.base_source, device_map={"": 0}, use_safetensors=True,
                                                              quantization_config=bitsandbytes_config(4))
                 base.save_pretrained(directory / BASE_DIR)
             else:
@@ -345,7 +344,7 @@ def _reload_in_8bit(module):
     require_cuda("variant int8 with int8_backend bitsandbytes")
     with tempfile.TemporaryDirectory() as staging:
         module.save_pretrained(staging)
-        return AutoModelForSeq2SeqLM.from_pretrained(staging, device_map={"": 0},
+        return AutoModelForSeq2SeqLM.from_pretrained(staging, device_map={"": 0}, use_safetensors=True,
                                                      quantization_config=bitsandbytes_config(8))
 
 
@@ -362,7 +361,8 @@ def build_model(config: T5QAConfig) -> T5QAModel:
     base_source = None
     if config.from_pretrained:
         base_source = config.model_name
-        module = None if config.variant == "qlora" else AutoModelForSeq2SeqLM.from_pretrained(config.model_name)
+        module = None if config.variant == "qlora" else AutoModelForSeq2SeqLM.from_pretrained(
+            config.model_name, use_safetensors=True)
     else:
         module = _random_t5(config, tokenizer)
         if config.variant == "qlora":
@@ -371,7 +371,7 @@ def build_model(config: T5QAConfig) -> T5QAModel:
     if config.variant == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        module = AutoModelForSeq2SeqLM.from_pretrained(base_source, device_map={"": 0},
+        module = AutoModelForSeq2SeqLM.from_pretrained(base_source, device_map={"": 0}, use_safetensors=True,
                                                        quantization_config=bitsandbytes_config(4))
         module = prepare_model_for_kbit_training(module)
     if config.variant in ("lora", "qlora"):
@@ -385,8 +385,8 @@ def _from_saved(path: Path):
     saved = json.loads((path / "config.json").read_text())
     if "quantization_config" in saved:
         require_cuda(f"the bitsandbytes-quantized model in {path}")
-        return AutoModelForSeq2SeqLM.from_pretrained(path, device_map={"": 0})
-    return AutoModelForSeq2SeqLM.from_pretrained(path)
+        return AutoModelForSeq2SeqLM.from_pretrained(path, device_map={"": 0}, use_safetensors=True)
+    return AutoModelForSeq2SeqLM.from_pretrained(path, use_safetensors=True)  # never unpickle a checkpoint
 
 
 def load_model(directory: Path, config: T5QAConfig) -> T5QAModel:
