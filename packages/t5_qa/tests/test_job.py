@@ -26,7 +26,8 @@ def test_the_job_trains_and_logs_a_t5_reader(preset, tmp_path, monkeypatch):
     assert metrics["eval_questions"] == len(sample_examples(VALIDATION_SAMPLE))
     assert 0 < metrics["parameters_trainable"] < 0.05 * metrics["parameters_total"]
     assert metrics["train_features_per_s"] > 0 and metrics["train_steps"] == 8
-    assert metrics["peak_process_rss_bytes"] > 100e6  # CPU: the process's peak resident memory
+    # On a GPU the CUDA peak of training; on a CPU the process's peak resident memory (an upper bound).
+    assert metrics.get("peak_training_memory_bytes", metrics.get("peak_process_rss_bytes", 0)) > 1e6
     # What would be deployed: the frozen base and the adapter, the adapter a small part of it.
     assert 0 < metrics["adapter_size_bytes"] < 0.1 * metrics["model_size_bytes"]
     assert metrics["bench_torch_questions_per_s"] > 0 and "onnx_max_abs_logit_diff" not in metrics
