@@ -112,6 +112,7 @@ class TestT5Contract(AdapterContract):
         figures = quantized.finish_training()
         # Every linear but the lm_head, which shares its matrix with the embedding: 2 x 6 + 2 x 10.
         assert figures["int8_linear_layers"] == 32
+        assert quantized.parameter_counts().total == float_model.parameter_counts().total  # int8 weights count
         int8_dir = save_model(quantized, adapter, config, tmp_path / "int8")
 
         def linear_bytes(directory):

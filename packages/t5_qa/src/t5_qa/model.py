@@ -7,6 +7,7 @@ import copy
 import math
 import resource
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList, T5Config
 from transformers.modeling_outputs import BaseModelOutput
 
-from qa_common.adapter import QAModel, RawPrediction
+from qa_common.adapter import ParameterCounts, QAModel, RawPrediction
 from qa_common.data.examples import SquadExample
 from t5_qa.config import T5QAConfig
 from t5_qa.quantization import (
@@ -197,6 +198,23 @@ class T5QAModel(QAModel):
         if adapter.is_dir():
             figures["adapter_size_bytes"] = float(sum(p.stat().st_size for p in adapter.rglob("*") if p.is_file()))
         return figures
+
+    def parameter_counts(self) -> ParameterCounts:
+        """As for any module, plus the int8 weights of dynamically quantized linears (not torch parameters) and
+        the unpacked size of bitsandbytes 4-bit weights (stored two per byte)."""
+        counts = super().parameter_counts()
+        for parameter in self.module.parameters():
+            shape = getattr(getattr(parameter, "quant_state", None), "shape", None)
+            if shape is not None:
+                counts.total += math.prod(shape) - parameter.numel()
+                counts.non_zero += math.prod(shape) - parameter.numel()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for name in int8_linear_names(self.module):
+                weight = self.module.get_submodule(name).weight()
+                counts.total += weight.numel()
+                counts.non_zero += int((weight.int_repr() != 0).sum())
+        return counts
 
     def to(self, device: str) -> T5QAModel:
         if getattr(self.seq2seq(), "hf_quantizer", None) is not None:
