@@ -89,3 +89,15 @@ def test_perturbed_negative_edits_by_example():
                        "When did the Rhine flood in 2003?")
     negatives = make_perturbed_negatives([example, other], 1.0, seed=0)
     assert sorted(n.id for n in negatives) == ["o-perturbed", "q-perturbed"]
+
+
+def test_perturbed_negatives_handle_one_paragraph_under_two_titles():
+    # SQuAD files concatenated from two sources can repeat a paragraph under another title; the second title
+    # must still get its mentions (this raised KeyError with the title as its only message).
+    examples = load_squad(str(SAMPLE)).examples
+    copies = [SquadExample(id=f"copy-{e.id}", question=e.question, context=e.context, answers=e.answers,
+                           title=f"copy of {e.title}") for e in examples]
+    negatives = make_perturbed_negatives(examples + copies, 1.0, seed=1)
+    titles = {negative.title for negative in negatives}
+    assert any(title.startswith("copy of ") for title in titles)
+    assert any(not title.startswith("copy of ") for title in titles)

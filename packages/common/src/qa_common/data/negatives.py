@@ -149,10 +149,10 @@ def make_perturbed_negatives(examples: Sequence[SquadExample], ratio: float, see
     if ratio <= 0:
         return []
     by_title: dict[str, list[str]] = defaultdict(list)
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for example in examples:
-        if example.context not in seen:
-            seen.add(example.context)
+        if (example.title, example.context) not in seen:  # one paragraph may appear under two titles
+            seen.add((example.title, example.context))
             by_title[example.title].extend(_mentions(example.context))
     everything = sorted({text for mentions in by_title.values() for text in mentions})
     by_title = {title: sorted(set(mentions)) for title, mentions in by_title.items()}
