@@ -21,6 +21,11 @@ ENTRY_POINT_GROUP = "squad_qa.adapters"
 MODEL_INFO_FILE = "squad_qa.json"
 
 
+class HardwareUnavailableError(RuntimeError):
+    """A variant needs hardware this machine lacks (a CUDA GPU for bitsandbytes, say); the CLI prints the
+    message as one line and exits 2."""
+
+
 @dataclass(frozen=True)
 class RawPrediction:
     """What a model says about one question before the no-answer threshold is applied.

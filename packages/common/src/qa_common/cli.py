@@ -229,12 +229,14 @@ def main(argv: list[str] | None = None) -> int:
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return run_score(args)
+    from qa_common.adapter import HardwareUnavailableError
     from qa_common.config import ConfigError
     from qa_common.data.readers import SquadFormatError
 
     try:
         return args.handler(args, extra)
-    except (UsageError, ConfigError, SquadFormatError, ValueError, KeyError, FileNotFoundError) as error:
+    except (UsageError, ConfigError, SquadFormatError, ValueError, KeyError, FileNotFoundError,
+            HardwareUnavailableError) as error:
         # (PromotionError is a ValueError.)
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"squad-qa {args.command}: error: {message}", file=sys.stderr)

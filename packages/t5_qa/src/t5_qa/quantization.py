@@ -13,13 +13,15 @@ from pathlib import Path
 
 import torch
 
+from qa_common.adapter import HardwareUnavailableError
+
 INT8_WEIGHTS_FILE = "int8_dynamic.safetensors"
 
 
 def require_cuda(what: str) -> None:
     """Fail with one clear line when ``what`` (a bitsandbytes path) is asked for without a CUDA GPU."""
     if not torch.cuda.is_available():
-        raise RuntimeError(
+        raise HardwareUnavailableError(
             f"{what} runs through bitsandbytes on a CUDA GPU, and torch sees none here "
             "(torch.cuda.is_available() is False). On a CPU use variant lora or full, or variant int8 with "
             "int8_backend dynamic."
