@@ -72,6 +72,13 @@ class TestMambaContract(AdapterContract):
         with pytest.raises(ValueError, match="is a 'gpt2' checkpoint; mamba_qa loads Mamba"):
             adapter.build(adapter.config("mamba-130m", {"model_name": str(tmp_path), "tokenizer_name": "tiny-bpe"}))
 
+    def test_a_pickled_checkpoint_is_refused(self, adapter, trained, tmp_path):
+        directory = save_model(trained.model, adapter, trained.config, tmp_path / "model")
+        assert not [path for path in directory.rglob("*") if path.suffix in (".bin", ".pt", ".pth", ".pkl")]
+        (directory / "model" / "model.safetensors").rename(directory / "model" / "pytorch_model.bin")
+        with pytest.raises(OSError, match="safetensors"):
+            load_model(directory)
+
     def test_lora_trains_the_configured_share_and_merged_equals_unmerged(self, adapter, checkpoint, tmp_path):
         config = adapter.config("tiny-lora", {"model_name": str(checkpoint), "tokenizer_name": "",
                                               "from_pretrained": True, "lora_rank": 4, "lora_alpha": 8,
