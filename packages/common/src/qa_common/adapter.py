@@ -129,6 +129,11 @@ class QAModel(abc.ABC):
         """Export to ONNX in ``directory``; return parity figures measured on features of ``examples``."""
         raise NotImplementedError(f"{type(self).__name__} does not export to ONNX")
 
+    def onnx_export_refusal(self) -> str | None:
+        """Why this model cannot be exported although its adapter supports ONNX (a variant whose layers have no
+        ONNX form that runs like PyTorch, say), or None. The training job then skips the export and says why."""
+        return None
+
 
 class Adapter(abc.ABC):
     """Factory of one architecture's models: its config type, presets, building and loading."""

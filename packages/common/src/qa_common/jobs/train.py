@@ -399,7 +399,12 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         sizes = {"parameters_non_zero": counts.non_zero, "model_size_bytes": directory_size_bytes(model_dir),
                  **model.saved_figures(model_dir)}
         runtimes = ["torch"]
-        if job.export_onnx and "onnx" in adapter.supported_runtimes():
+        exporting = job.export_onnx and "onnx" in adapter.supported_runtimes()
+        refusal = model.onnx_export_refusal() if exporting else None
+        if refusal:  # a variant of an exportable architecture that has no faithful ONNX form (t5_qa's INT8, say)
+            print(f"not exported to ONNX: {refusal}", file=sys.stderr)
+            runs.set_tags({"onnx_export_refused": refusal})
+        elif exporting:
             parity = model.export_onnx(model_dir, data.evaluation[:64])
             runs.log_metrics(parity)
             if parity["onnx_max_abs_logit_diff"] > 1e-3:
