@@ -30,6 +30,7 @@ def test_a_dense_teacher_then_an_smp_kd_student_taught_by_its_run(tmp_path, monk
     pruned_away = linear - round(metrics["weight_density"] * linear)
     assert metrics["parameters_non_zero"] <= dense["parameters_total"] - pruned_away + 10
     assert metrics["parameters_trainable"] == linear + 64 * 2 + 2  # mask scores and the QA head
+    assert metrics["parameters_total"] == dense["parameters_total"]  # the saved model, scores applied and gone
     # The zeros compress away: the zipped weights shrink by most of the pruned weights' 4 bytes each (the tiny
     # model is mostly its unpruned word embeddings, so the whole file shrinks little).
     assert dense["model_size_zip_bytes"] - metrics["model_size_zip_bytes"] > 0.6 * 4 * pruned_away, (

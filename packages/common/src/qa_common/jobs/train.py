@@ -396,7 +396,9 @@ def run_job(adapter_name: str, preset: str | None, overrides: dict[str, Any]) ->
         with writing(f"the model to {model_dir}"):
             _save(model, adapter, model_config, model_dir, threshold, threshold_source)
         counts = model.parameter_counts()
-        sizes = {"parameters_non_zero": counts.non_zero, "model_size_bytes": directory_size_bytes(model_dir),
+        # Counted again after saving: the saved model's parameters (an SMP student's mask scores are gone).
+        sizes = {"parameters_total": counts.total, "parameters_non_zero": counts.non_zero,
+                 "model_size_bytes": directory_size_bytes(model_dir),
                  **model.saved_figures(model_dir)}
         runtimes = ["torch"]
         exporting = job.export_onnx and "onnx" in adapter.supported_runtimes()
