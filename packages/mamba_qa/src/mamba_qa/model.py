@@ -173,10 +173,17 @@ class MambaQAModel(QAModel):
         negatives = make_random_question_negatives(examples, config.negatives_ratio, config.sampling_seed)
         return {"synthetic_negatives": float(len(negatives)), "prompt_shots": float(config.shots)}
 
-    def shots_text(self, example: SquadExample) -> str:
-        """The solved examples that open ``example``'s prompt (never ``example`` itself or its paragraph)."""
+    def _head_ids(self, example: SquadExample, before: str, cache: dict) -> list[int]:
+        """Token ids of the solved examples that open ``example``'s prompt (never ``example`` itself or its
+        paragraph) and of the template before the context. Questions share one of a few sets of examples (the pool
+        less the paragraph asked about), so each set is tokenized once per call."""
+        if not (before or self.config.shots):
+            return []
         shots = shots_for(example, self.shot_pool, self.config.shots)
-        return "".join(render_shot(self.config.prompt_template, shot) for shot in shots)
+        key = (tuple(shot.question_id or shot.question for shot in shots), before)
+        if key not in cache:
+            cache[key] = self._ids("".join(render_shot(self.config.prompt_template, shot) for shot in shots) + before)
+        return cache[key]
 
     def windows(self, examples: Sequence[SquadExample], *, with_targets: bool) -> PromptFeatures:
         """Prompts of every window of ``examples``; with targets, each window's answer or the no-answer text (the
@@ -185,10 +192,11 @@ class MambaQAModel(QAModel):
         contexts = self.tokenizer([example.context for example in examples], add_special_tokens=False,
                                   return_offsets_mapping=True)
         features = PromptFeatures([], [], [], [], [] if with_targets else None)
+        heads: dict = {}
         for index, example in enumerate(examples):
             question = self._truncated_question(example.question.strip())
             before, after = split_template(config.prompt_template, question)
-            head = self._ids(self.shots_text(example) + before) if (before or config.shots) else []
+            head = self._head_ids(example, before, heads)
             tail = self._ids(after)
             room = config.max_length - len(head) - len(tail)
             if room <= config.doc_stride:
