@@ -22,3 +22,12 @@ def test_generation_figures_of_the_tiny_model():
         benchmark_generation(lm, GenerationBenchmark(engine="mamba_ssm"))
     with pytest.raises(ValueError, match="cuda_graphs needs engine mamba_ssm"):
         benchmark_generation(lm, GenerationBenchmark(cuda_graphs=True))
+
+
+def test_a_random_model_takes_a_larger_vocabulary_than_its_tokenizer():
+    # Mamba-130M-sized benchmarks need its 50,280-row output layer, not the tiny tokenizer's 4,096.
+    adapter = get_adapter("mamba_qa")
+    lm = adapter.build(adapter.config("tiny", {"vocab_size": 5000})).language_model()
+    assert lm.get_input_embeddings().weight.shape[0] == 5000 == lm.config.vocab_size
+    with pytest.raises(ValueError, match="smaller than the tokenizer's 4096 tokens"):
+        adapter.build(adapter.config("tiny", {"vocab_size": 100}))

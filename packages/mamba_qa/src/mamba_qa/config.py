@@ -19,7 +19,9 @@ class MambaQAConfig:
     ``model_name`` is a hub name (``state-spaces/mamba-130m-hf``, any transformers Mamba checkpoint) or a local
     checkpoint directory; ``tokenizer_name`` defaults to it (``tiny-bpe``: the small byte-level BPE this package
     ships, GPT-NeoX special tokens, usable offline). With ``from_pretrained`` false the model is built with random
-    weights from the size fields below (the tiny presets).
+    weights from the size fields below (the tiny presets); ``vocab_size`` then sets its embedding rows (0: the
+    tokenizer's size; Mamba-130M has 50,280 rows for GPT-NeoX's 50,277 tokens, so a random model with the tiny
+    tokenizer is Mamba-130M-sized, output layer included, with ``vocab_size`` 50280).
 
     The prompt of a window is ``shots`` solved examples, then ``prompt_template`` filled with the context window
     and the question; the model writes `` <answer>``, a newline and eos, or `` <no_answer_text>`` when the
@@ -53,6 +55,7 @@ class MambaQAConfig:
     state_size: int = 16
     expand: int = 2
     conv_kernel: int = 4
+    vocab_size: int = 0
     prompt_template: str = "{context}\n\nQ: {question}\nA:"
     shots: int = 3
     max_shot_context_tokens: int = 160

@@ -421,7 +421,9 @@ def check_config(config: MambaQAConfig) -> None:
 
 
 def _random_mamba(config: MambaQAConfig, tokenizer) -> MambaForCausalLM:
-    mamba_config = MambaConfig(vocab_size=len(tokenizer), hidden_size=config.hidden_size,
+    if config.vocab_size and config.vocab_size < len(tokenizer):
+        raise ValueError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
+    mamba_config = MambaConfig(vocab_size=config.vocab_size or len(tokenizer), hidden_size=config.hidden_size,
                                num_hidden_layers=config.num_hidden_layers, state_size=config.state_size,
                                expand=config.expand, conv_kernel=config.conv_kernel,
                                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.eos_token_id,
