@@ -166,7 +166,9 @@ def _batches(model: QAModel, examples: Sequence[SquadExample], batch_size: int) 
     dataset = model.training_dataset(examples)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
                                          collate_fn=model.data_collator())
-    return list(loader)
+    device = next(model.module.parameters()).device  # the model may have been moved to a GPU
+    return [{key: value.to(device) if isinstance(value, torch.Tensor) else value for key, value in batch.items()}
+            for batch in loader]
 
 
 def mean_loss(model: QAModel, examples: Sequence[SquadExample], batch_size: int = 16) -> float:
