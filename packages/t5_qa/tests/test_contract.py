@@ -10,6 +10,7 @@ import torch
 
 from qa_common.adapter import load_model
 from qa_common.jobs.benchmark import directory_size_bytes
+from qa_common.serving import QAService
 from qa_common.testing.contract import (
     AdapterContract,
     LearningCheck,
@@ -20,7 +21,9 @@ from qa_common.testing.contract import (
     save_model,
     train_briefly,
 )
+from t5_qa.export import parity_figures
 from t5_qa.model import T5QAModel
+from t5_qa.runtimes import OnnxSeq2Seq
 from t5_qa.text import align_to_context, is_no_answer
 
 
@@ -104,6 +107,35 @@ class TestT5Contract(AdapterContract):
             difference = (merged.module(**batch).logits - model.module(**batch).logits).abs().max()
         assert difference < 1e-4
 
+    def test_onnx_runtime_generates_exactly_what_pytorch_generates(self, adapter, trained, saved, onnx_parity,
+                                                                   examples, predictions):
+        """The contract's export (encoder, decoder, decoder-with-past) decodes every window of the validation
+        questions and of the questions the model learned (varied answers) as PyTorch does, in batches and alone."""
+        assert onnx_parity["onnx_generation_mismatches"] == onnx_parity["onnx_answer_mismatches"] == 0
+        assert onnx_parity["onnx_parity_features"] > len(examples)  # some contexts take several windows
+        assert onnx_parity["onnx_max_abs_no_answer_probability_diff"] < 1e-4
+        assert onnx_parity["onnx_max_abs_score_diff"] < 1e-4
+        exported = adapter.load(saved.directory, runtime="onnx")
+        assert exported.module is None and isinstance(exported.onnx, OnnxSeq2Seq)
+
+        learned = trained.model.predict(trained.examples)
+        assert len({prediction.text for prediction in learned.values()}) >= 8  # not one word for every question
+        figures = parity_figures(trained.model, exported, trained.examples)
+        assert figures["onnx_generation_mismatches"] == figures["onnx_answer_mismatches"] == 0
+        assert figures["onnx_max_abs_logit_diff"] < 1e-4
+        assert figures["onnx_max_abs_no_answer_probability_diff"] < 1e-4
+        # One window at a time (batch 1, each its own length), as a single served question runs.
+        for example in [*examples[:2], *examples[-2:], *trained.examples[:2]]:
+            expected = predictions.get(example.id) or learned[example.id]
+            assert_same_predictions(exported.predict([example], batch_size=1), {example.id: expected}, atol=1e-4)
+
+        records = [{"question": e.question, "context": e.context} for e in examples]
+        served = QAService.from_directory(saved.directory, runtime="onnx").answer(records)
+        reference = QAService.from_directory(saved.directory).answer(records)
+        assert [r["answer"] for r in served] == [r["answer"] for r in reference]
+        assert max(abs(a["no_answer_probability"] - b["no_answer_probability"])
+                   for a, b in zip(served, reference)) < 1e-4
+
     def test_int8_dynamic_quantization_is_smaller_and_answers_alike(self, adapter, trained, tmp_path):
         float_model = trained.model
         float_dir = save_model(float_model, adapter, trained.config, tmp_path / "float")
@@ -133,6 +165,19 @@ class TestT5Contract(AdapterContract):
         assert answer_all_f1(quantized, examples) > trained.f1_after - 15
         loaded, _ = load_model(int8_dir)
         assert_same_predictions(loaded.predict(examples), actual, atol=1e-6)
+        # ONNX Runtime would run other INT8 arithmetic than PyTorch's dynamic quantization: no export.
+        assert "dynamic INT8" in quantized.onnx_export_refusal()
+        with pytest.raises(ValueError, match="does not export this model to ONNX"):
+            quantized.export_onnx(tmp_path / "int8-onnx", examples)
+
+    def test_beam_search_decodes_and_is_not_exported(self, adapter, trained):
+        config = dataclasses.replace(trained.config, num_beams=2)
+        model = T5QAModel(trained.model.module, trained.model.tokenizer, config)
+        examples = trained.examples[:4]
+        beams = model.predict(examples, batch_size=2)
+        greedy = trained.model.predict(examples, batch_size=2)
+        assert set(beams) == set(greedy) and all(prediction.text for prediction in beams.values())
+        assert "num_beams 2" in model.onnx_export_refusal()
 
     def test_a_pickled_checkpoint_is_refused(self, adapter, trained, tmp_path):
         directory = save_model(trained.model, adapter, trained.config, tmp_path / "model")

@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessor, LogitsProcessorList, T5Config
-from transformers.modeling_outputs import BaseModelOutput
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessor, T5Config
 
 from qa_common.adapter import ParameterCounts, QAModel, RawPrediction
 from qa_common.data.examples import SquadExample
@@ -27,6 +26,7 @@ from t5_qa.quantization import (
     require_cuda,
     save_dynamic_int8,
 )
+from t5_qa.runtimes import ONNX_DIR, OnnxSeq2Seq, TorchSeq2Seq
 from t5_qa.text import Seq2SeqFeatures, align_to_context, make_windows
 
 TOKENIZER_DIR, MODEL_DIR, BASE_DIR, ADAPTER_DIR = "tokenizer", "model", "base", "adapter"
@@ -133,10 +133,14 @@ def _peak_memory_figures() -> dict[str, float]:
 
 
 class T5QAModel(QAModel):
+    """A T5 reader on PyTorch (``module``), or on ONNX Runtime (``onnx``, with no module) once exported."""
+
     adapter_name = "t5_qa"
 
-    def __init__(self, module, tokenizer, config: T5QAConfig, base_source: str | None = None):
+    def __init__(self, module, tokenizer, config: T5QAConfig, base_source: str | None = None,
+                 onnx: OnnxSeq2Seq | None = None):
         self.module = module
+        self.onnx = onnx
         self.tokenizer = tokenizer
         self.config = config
         self.eos_token_id, self.pad_token_id = special_ids(tokenizer)
@@ -216,7 +220,13 @@ class T5QAModel(QAModel):
                 counts.non_zero += int((weight.int_repr() != 0).sum())
         return counts
 
+    @property
+    def device(self) -> str:
+        return "cpu" if self.module is None else super().device
+
     def to(self, device: str) -> T5QAModel:
+        if self.module is None:
+            return self  # ONNX Runtime picks its own execution provider
         if getattr(self.seq2seq(), "hf_quantizer", None) is not None:
             return self  # bitsandbytes models stay on the GPU they were loaded on
         if int8_linear_names(self.module):
@@ -225,8 +235,11 @@ class T5QAModel(QAModel):
 
     # -- prediction ----------------------------------------------------------------------------------------
 
-    def _sequence_log_probabilities(self, model, encoder_outputs, attention_mask, labels) -> torch.Tensor:
-        logits = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, labels=labels).logits
+    def runtime(self) -> TorchSeq2Seq | OnnxSeq2Seq:
+        """What runs the encoder-decoder: ONNX Runtime for a model loaded with runtime "onnx", else PyTorch."""
+        return self.onnx if self.onnx is not None else TorchSeq2Seq(self.seq2seq())
+
+    def _sequence_log_probabilities(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         log_probabilities = torch.log_softmax(logits.float(), dim=-1)
         picked = log_probabilities.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
         kept = labels != -100
@@ -241,32 +254,42 @@ class T5QAModel(QAModel):
         generated[after_eos] = -100
         return generated
 
+    def decode_batch(self, runtime, features: Seq2SeqFeatures, first: int, stop: int) -> dict[str, torch.Tensor]:
+        """Windows ``first:stop`` of ``features`` decoded on ``runtime``: the generated ``sequences``, their
+        ``labels`` (through the first eos) and the teacher-forced ``answer_logits`` of those labels, the
+        ``null_labels`` (the no-answer text) and their ``null_logits``, and the encoder's output ``encoded`` with
+        its ``attention_mask`` (for scoring other labels on the same windows)."""
+        rows = features.input_ids[first:stop]
+        input_ids = _pad(rows, self.pad_token_id).to(self.device)
+        attention_mask = _mask(rows).to(self.device)
+        encoded = runtime.encode(input_ids, attention_mask)
+        allowed = features.window_ids[first:stop] if self.config.constrain_to_context else None
+        processor = FirstStepAndContext([self.no_answer_ids[0], self.eos_token_id], allowed, self.eos_token_id)
+        sequences = runtime.generate(encoded, attention_mask, logits_processor=processor,
+                                     max_new_tokens=self.config.max_answer_tokens, num_beams=self.config.num_beams,
+                                     eos_token_id=self.eos_token_id, pad_token_id=self.pad_token_id)
+        labels = self._answer_labels(sequences)
+        null_labels = torch.tensor([self.no_answer_ids] * len(rows), dtype=torch.long, device=labels.device)
+        return {"sequences": sequences, "labels": labels,
+                "answer_logits": runtime.logits(encoded, attention_mask, labels),
+                "null_labels": null_labels, "null_logits": runtime.logits(encoded, attention_mask, null_labels),
+                "encoded": encoded, "attention_mask": attention_mask}
+
+    def window_results(self, decoded: dict[str, torch.Tensor]) -> list[tuple[list[int], float, float]]:
+        """For each window of a ``decode_batch``: the generated answer ids, its log-probability and the no-answer
+        text's."""
+        labels = decoded["labels"]
+        answer_log_probability = self._sequence_log_probabilities(decoded["answer_logits"], labels)
+        null_log_probability = self._sequence_log_probabilities(decoded["null_logits"], decoded["null_labels"])
+        return [([int(i) for i in labels[row] if i >= 0 and i != self.eos_token_id], float(answer_log_probability[row]),
+                 float(null_log_probability[row])) for row in range(len(labels))]
+
     def _decode_windows(self, features: Seq2SeqFeatures, batch_size: int) -> list[tuple[list[int], float, float]]:
-        """For each window: the generated answer ids, its log-probability and the no-answer text's."""
-        model = self.seq2seq()
-        device = self.device
+        """``window_results`` of every window, decoded ``batch_size`` windows at a time."""
+        runtime = self.runtime()
         results: list[tuple[list[int], float, float]] = []
         for first in range(0, len(features), batch_size):
-            rows = features.input_ids[first : first + batch_size]
-            input_ids = _pad(rows, self.pad_token_id).to(device)
-            attention_mask = _mask(rows).to(device)
-            encoder_outputs = BaseModelOutput(
-                last_hidden_state=model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)[0])
-            allowed = features.window_ids[first : first + batch_size] if self.config.constrain_to_context else None
-            processor = FirstStepAndContext([self.no_answer_ids[0], self.eos_token_id], allowed, self.eos_token_id)
-            sequences = model.generate(
-                encoder_outputs=encoder_outputs, attention_mask=attention_mask,
-                max_new_tokens=self.config.max_answer_tokens, num_beams=self.config.num_beams, do_sample=False,
-                logits_processor=LogitsProcessorList([processor]), eos_token_id=self.eos_token_id,
-                pad_token_id=self.pad_token_id, decoder_start_token_id=model.config.decoder_start_token_id)
-            labels = self._answer_labels(sequences)
-            answer_log_probability = self._sequence_log_probabilities(model, encoder_outputs, attention_mask, labels)
-            null_labels = torch.tensor([self.no_answer_ids] * len(rows), dtype=torch.long, device=device)
-            null_log_probability = self._sequence_log_probabilities(model, encoder_outputs, attention_mask,
-                                                                    null_labels)
-            for row in range(len(rows)):
-                ids = [int(i) for i in labels[row] if i >= 0 and i != self.eos_token_id]
-                results.append((ids, float(answer_log_probability[row]), float(null_log_probability[row])))
+            results += self.window_results(self.decode_batch(runtime, features, first, first + batch_size))
         return results
 
     @torch.no_grad()
@@ -280,13 +303,21 @@ class T5QAModel(QAModel):
         few tokens of the no-answer text, and the ratio does not saturate at 0 or 1 for a confident model."""
         if not examples:
             return {}
-        was_training = self.module.training
-        self.module.eval()
+        was_training = self.module is not None and self.module.training
+        if self.module is not None:
+            self.module.eval()
         try:
             features = self.windows(examples, with_targets=False)
             decoded = self._decode_windows(features, batch_size)
         finally:
-            self.module.train(was_training)
+            if self.module is not None:
+                self.module.train(was_training)
+        return self.predictions_from_windows(examples, features, decoded)
+
+    def predictions_from_windows(self, examples: Sequence[SquadExample], features: Seq2SeqFeatures,
+                                 decoded: Sequence[tuple[list[int], float, float]]) -> dict[str, RawPrediction]:
+        """The prediction for each of ``examples`` from the ``window_results`` of its ``features`` (see
+        ``predict``)."""
         candidates: dict[int, list[tuple[float, str]]] = {}
         null_log_probability: dict[int, float] = {}
         for window, (ids, answer_lp, null_lp) in enumerate(decoded):
@@ -312,6 +343,29 @@ class T5QAModel(QAModel):
                 text=best, no_answer_probability=no_answer_probability, score=math.exp(best_lp),
                 n_best=tuple((text, math.exp(lp)) for text, lp in rest[: self.config.n_best]))
         return predictions
+
+    # -- ONNX ----------------------------------------------------------------------------------------------
+
+    def onnx_export_refusal(self) -> str | None:
+        if self.module is None:
+            return "this model already runs on ONNX Runtime; export the PyTorch model it was exported from"
+        if int8_linear_names(self.module):
+            return ("its linear layers are PyTorch dynamic INT8, whose packed weights torch.export cannot trace, "
+                    "and ONNX Runtime's own dynamic INT8 quantizes activations differently, so it would be another "
+                    "model; serve this one on torch, or the float or LoRA model on ONNX Runtime")
+        if getattr(self.seq2seq(), "hf_quantizer", None) is not None:
+            return "its layers are bitsandbytes 8-bit or 4-bit, which have no ONNX form; serve it on torch"
+        if self.config.num_beams != 1:
+            return (f"it decodes with num_beams {self.config.num_beams}, and the ONNX Runtime path decodes greedily "
+                    "(num_beams 1)")
+        return None
+
+    def export_onnx(self, directory: Path, examples: Sequence[SquadExample]) -> dict[str, float]:
+        """The encoder, decoder and decoder-with-past as ONNX graphs in ``directory/onnx``; parity of ONNX
+        Runtime against this model on ``examples`` (see ``t5_qa.export.export_t5_onnx``)."""
+        from t5_qa.export import export_t5_onnx
+
+        return export_t5_onnx(self, Path(directory) / ONNX_DIR, examples)
 
     # -- saving --------------------------------------------------------------------------------------------
 
@@ -407,10 +461,15 @@ def _from_saved(path: Path):
     return AutoModelForSeq2SeqLM.from_pretrained(path, use_safetensors=True)  # never unpickle a checkpoint
 
 
-def load_model(directory: Path, config: T5QAConfig) -> T5QAModel:
-    """A model saved by ``T5QAModel.save``: the layout on disk says which form it has."""
+def load_model(directory: Path, config: T5QAConfig, runtime: str = "torch") -> T5QAModel:
+    """A model saved by ``T5QAModel.save``: the layout on disk says which form it has. With runtime "onnx", the
+    graphs ``export_onnx`` wrote to ``onnx/`` instead (no PyTorch weights are read)."""
     directory = Path(directory)
+    if runtime not in ("torch", "onnx"):
+        raise ValueError(f"unknown runtime {runtime!r}; t5_qa runs on 'torch' or 'onnx'")
     tokenizer = AutoTokenizer.from_pretrained(directory / TOKENIZER_DIR)
+    if runtime == "onnx":
+        return T5QAModel(None, tokenizer, config, onnx=OnnxSeq2Seq(directory / ONNX_DIR))
     if (directory / ADAPTER_DIR).is_dir():
         from peft import PeftModel
 
