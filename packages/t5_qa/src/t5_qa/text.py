@@ -1,4 +1,5 @@
-"""Text-to-text features for T5: windowed inputs with their targets, and generated text mapped back to the context.
+"""Text-to-text features for T5: windowed inputs with their targets (generated text is mapped back to the context by
+qa_common.decoding.generated).
 
 Pure functions: no model, no files. A window's input is ``question_prefix + question + context_prefix +``
 a stretch of context tokens ``+ eos``; windows of a long context overlap by ``doc_stride`` tokens (the HF
@@ -8,13 +9,11 @@ the next.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from qa_common.data.examples import SquadExample
-from qa_common.scoring import normalize_answer
+from qa_common.decoding.generated import align_to_context, is_no_answer
 
 
 @dataclass
@@ -86,90 +85,5 @@ def _target(example: SquadExample, offsets, start: int, end: int, no_answer_text
     return answer.text if inside else no_answer_text
 
 
-def _compact(text: str) -> tuple[str, list[int]]:
-    """Lower-cased letters and digits of ``text`` without accents, and each one's character index in ``text``."""
-    characters: list[str] = []
-    positions: list[int] = []
-    for position, character in enumerate(text):
-        for piece in unicodedata.normalize("NFKD", character).lower():
-            if piece.isalnum() and not unicodedata.combining(piece):
-                characters.append(piece)
-                positions.append(position)
-    return "".join(characters), positions
-
-
-def _at_word_edges(context: str, start: int, end: int) -> bool:
-    before = start == 0 or not context[start - 1].isalnum() or not context[start].isalnum()
-    after = end == len(context) or not context[end].isalnum() or not context[end - 1].isalnum()
-    return before and after
-
-
-def _extend(context: str, edge: int, generated: str, direction: int) -> int:
-    """Move a span edge over the punctuation (quotes, brackets) that ``generated`` has at that end too."""
-    stripped = generated.strip()
-    edge_marks = re.match(r"[^\w\s]*", stripped if direction < 0 else stripped[::-1]).group()
-    for mark in edge_marks:  # nearest the words first
-        inside = edge - 1 if direction < 0 else edge
-        if not 0 <= inside < len(context) or context[inside] != mark:
-            break
-        edge += direction
-    return edge
-
-
-def align_to_context(generated: str, context: str) -> str:
-    """The substring of ``context`` that ``generated`` stands for ("" when ``generated`` has no letter or digit).
-
-    A decoder writes the answer in its vocabulary's spelling (lower-cased, accents dropped, spaces around
-    punctuation with a WordPiece vocabulary); SQuAD answers are context substrings, so the text is matched
-    against the context on letters and digits alone, preferring a match that starts and ends at word edges,
-    then one spelt exactly as generated, then the first.
-    Text that is nowhere in the context becomes the span of context words with the best F1 against it.
-    """
-    wanted, _ = _compact(generated)
-    if not wanted:
-        return ""
-    compact_context, positions = _compact(context)
-    matches = []
-    found = compact_context.find(wanted)
-    while found >= 0:
-        start, end = positions[found], positions[found + len(wanted) - 1] + 1
-        matches.append((not _at_word_edges(context, start, end), context[start:end] != generated, start, end))
-        found = compact_context.find(wanted, found + 1)
-    if matches:
-        *_, start, end = min(matches)
-        return context[_extend(context, start, generated, -1) : _extend(context, end, generated, 1)]
-    return _best_overlapping_span(generated, context)
-
-
-_WORD = re.compile(r"\S+")
-
-
-def _best_overlapping_span(generated: str, context: str) -> str:
-    """The span of whitespace-separated context words with the best SQuAD F1 against ``generated`` (on ties
-    the one of fewest words, then the first; the first word when no word is shared)."""
-    words = list(_WORD.finditer(context))
-    if not words:
-        return ""
-    wanted = normalize_answer(generated).split()
-    longest = len(wanted) + 2
-    best, best_key = (0, 0), (0.0, 0)
-    wanted_counts: dict[str, int] = {}
-    for token in wanted:
-        wanted_counts[token] = wanted_counts.get(token, 0) + 1
-    normalised = [normalize_answer(word.group()).split() for word in words]
-    for first in range(len(words)):
-        tokens: list[str] = []
-        for last in range(first, min(len(words), first + longest)):
-            tokens.extend(normalised[last])
-            common = sum(min(tokens.count(token), count) for token, count in wanted_counts.items())
-            if not common:
-                continue
-            key = (2 * common / (len(tokens) + len(wanted)), first - last)  # F1, then fewer words
-            if key > best_key:
-                best, best_key = (first, last), key
-    return context[words[best[0]].start() : words[best[1]].end()]
-
-
-def is_no_answer(generated: str, no_answer_text: str) -> bool:
-    """True when the generated text is the no-answer target (compared as SQuAD normalises answers)."""
-    return normalize_answer(generated) == normalize_answer(no_answer_text)
+# align_to_context and is_no_answer are qa_common.decoding.generated's (shared with mamba_qa), re-exported here.
+__all__ = ["Seq2SeqFeatures", "align_to_context", "is_no_answer", "make_windows"]
