@@ -400,10 +400,18 @@ def resolve_model_directory(model: str) -> tuple[Path, str | None]:
     local = Path(model)
     if local.is_dir():
         return local, None
+    if "://" not in model and not model.startswith(("runs:/", "models:/")):
+        raise FileNotFoundError(f"model {model!r}: no such model directory, and not an MLflow model URI "
+                                "(runs:/<run id>/model, models:/<name>@<alias>)")
+    from mlflow.exceptions import MlflowException
     from mlflow.models import get_model_info
 
-    info = get_model_info(model)
-    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
+    try:
+        info = get_model_info(model)
+        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=model))
+    except MlflowException as error:
+        raise ValueError(f"model {model!r} cannot be loaded from the tracking server at "
+                         f"{mlflow.get_tracking_uri()}: {error.message}") from error
     return root / "artifacts" / "model", info.run_id
 
 
