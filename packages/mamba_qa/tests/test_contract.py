@@ -1,7 +1,6 @@
 """mamba_qa against the contract every architecture meets (qa_common.testing.contract), and its own checks on the
 model the contract trained: loading a checkpoint directory, LoRA, merging."""
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from qa_common.decoding.generated import align_to_context
 from qa_common.testing.contract import (
     AdapterContract,
     LearningCheck,
+    assert_lora_saves_reloads_and_merges,
     assert_same_predictions,
     learning_examples,
     mean_loss,
@@ -104,25 +104,7 @@ class TestMambaContract(AdapterContract):
         assert loss_after < 0.6 * loss_before, (loss_before, loss_after)
         assert all(torch.equal(weight, frozen[name]) for name, weight in model.language_model().named_parameters()
                    if name in frozen)
-        unmerged = model.predict(examples)
-
-        save_model(model, adapter, config, tmp_path / "adapter")
-        assert (tmp_path / "adapter" / "adapter" / "adapter_model.safetensors").is_file()
-        loaded, _ = load_model(tmp_path / "adapter")
-        assert loaded.is_peft
-        assert_same_predictions(loaded.predict(examples), unmerged, atol=1e-6)
-
-        merged_config = dataclasses.replace(config, lora_merge=True)
-        model.config = merged_config
-        save_model(model, adapter, merged_config, tmp_path / "merged")
-        merged, _ = load_model(tmp_path / "merged")
-        assert not merged.is_peft and not (tmp_path / "merged" / "adapter").exists()
-        assert_same_predictions(merged.predict(examples), unmerged, atol=1e-5)
-        batch = next(iter(torch.utils.data.DataLoader(model.training_dataset(examples), batch_size=16,
-                                                      collate_fn=model.data_collator())))
-        with torch.no_grad():
-            difference = (merged.module(**batch).logits - model.module(**batch).logits).abs().max()
-        assert difference < 1e-4
+        assert_lora_saves_reloads_and_merges(model, adapter, config, examples, tmp_path)
 
     def test_lora_on_layers_mamba_never_calls_is_refused(self, adapter):
         for target in ("dt_proj", "out_proj", "conv1d", "q"):

@@ -15,6 +15,7 @@ from qa_common.testing.contract import (
     AdapterContract,
     LearningCheck,
     answer_all_f1,
+    assert_lora_saves_reloads_and_merges,
     assert_same_predictions,
     learning_examples,
     mean_loss,
@@ -87,25 +88,7 @@ class TestT5Contract(AdapterContract):
         loss_after, f1_after = mean_loss(model, examples), answer_all_f1(model, examples)
         assert loss_after < 0.6 * loss_before, (loss_before, loss_after)
         assert f1_after > f1_before + 10, (f1_before, f1_after)
-        unmerged = model.predict(examples)
-
-        save_model(model, adapter, config, tmp_path / "adapter")
-        assert (tmp_path / "adapter" / "adapter" / "adapter_model.safetensors").is_file()
-        loaded, _ = load_model(tmp_path / "adapter")
-        assert loaded.is_peft
-        assert_same_predictions(loaded.predict(examples), unmerged, atol=1e-6)
-
-        merged_config = dataclasses.replace(config, lora_merge=True)
-        model.config = merged_config
-        save_model(model, adapter, merged_config, tmp_path / "merged")
-        merged, _ = load_model(tmp_path / "merged")
-        assert not merged.is_peft and not (tmp_path / "merged" / "adapter").exists()
-        assert_same_predictions(merged.predict(examples), unmerged, atol=1e-5)
-        batch = next(iter(torch.utils.data.DataLoader(model.training_dataset(examples), batch_size=16,
-                                                      collate_fn=model.data_collator())))
-        with torch.no_grad():
-            difference = (merged.module(**batch).logits - model.module(**batch).logits).abs().max()
-        assert difference < 1e-4
+        assert_lora_saves_reloads_and_merges(model, adapter, config, examples, tmp_path)
 
     def test_onnx_runtime_generates_exactly_what_pytorch_generates(self, adapter, trained, saved, onnx_parity,
                                                                    examples, predictions):

@@ -219,6 +219,29 @@ def assert_same_predictions(
         assert actual[qid].score == pytest.approx(prediction.score, abs=atol), qid
 
 
+def assert_lora_saves_reloads_and_merges(model: QAModel, adapter: Adapter, config: Any,
+                                         examples: Sequence[SquadExample], directory: Path) -> None:
+    """A peft (LoRA) ``model`` saved unmerged reloads with its adapter and the same answers; saved with
+    ``lora_merge`` it reloads as a plain model whose answers and logits equal the unmerged ones."""
+    unmerged = model.predict(examples)
+    save_model(model, adapter, config, directory / "adapter")
+    assert (directory / "adapter" / "adapter" / "adapter_model.safetensors").is_file()
+    loaded, _ = load_model(directory / "adapter")
+    assert loaded.is_peft
+    assert_same_predictions(loaded.predict(examples), unmerged, atol=1e-6)
+
+    merged_config = dataclasses.replace(config, lora_merge=True)
+    model.config = merged_config
+    save_model(model, adapter, merged_config, directory / "merged")
+    merged, _ = load_model(directory / "merged")
+    assert not merged.is_peft and not (directory / "merged" / "adapter").exists()
+    assert_same_predictions(merged.predict(examples), unmerged, atol=1e-5)
+    (batch,) = _batches(model, examples, 16)[:1]
+    with torch.no_grad():
+        difference = (merged.module(**batch).logits - model.module(**batch).logits).abs().max()
+    assert difference < 1e-4
+
+
 def _plain(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
