@@ -80,13 +80,9 @@ def load_teacher(spec: str):
 
     if len(spec) == 32 and all(c in "0123456789abcdef" for c in spec) and not Path(spec).exists():
         spec = f"runs:/{spec}/model"
-    local = Path(spec)
-    if not local.is_dir():
-        if "://" not in spec and not spec.startswith(("runs:/", "models:/")):
-            raise FileNotFoundError(f"teacher {spec!r} is neither a model directory nor an MLflow model URI")
-        from qa_common.tracking.models import resolve_model_directory
+    from qa_common.tracking.models import resolve_model_directory
 
-        local, _ = resolve_model_directory(spec)
+    local, _ = resolve_model_directory(spec)  # a directory as it is; a URI downloaded; anything else refused
     if not (local / "config.json").is_file():
         raise ValueError(f"teacher {spec!r}: {local} is not a transformers QA checkpoint (no config.json); "
                          "distillation needs a bert_qa-style teacher")
