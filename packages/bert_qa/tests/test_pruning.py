@@ -1,12 +1,15 @@
 """Static Model Pruning on a tiny BERT: masks at the requested density, frozen pretrained weights, and a pruned
 model that plain ``transformers`` loads."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering
 
 from bert_qa.adapter import BertAdapter
-from bert_qa.pruning import MaskedLinear, encoder_linears, is_two_of_four, to_semi_structured
+from bert_qa.model import PruningSchedule
+from bert_qa.pruning import MaskedLinear, encoder_linears, is_two_of_four, scheduled_density, to_semi_structured
 from qa_common.testing.contract import LearningCheck, learning_examples, mean_loss, train_briefly
 
 
@@ -34,6 +37,43 @@ def test_the_2_of_4_pattern_keeps_two_of_every_four_weights_of_a_row():
         assert torch.equal(groups.sum(1), torch.full((groups.shape[0],), 2.0))
     with pytest.raises(ValueError, match="density must be 0.5"):
         smp_model(0.1, "2:4")
+
+
+def test_the_cubic_schedule_keeps_everything_then_falls_to_the_target_and_holds_it():
+    densities = [scheduled_density(step, 100, 0.1, warmup=0.1, cooldown=0.2) for step in range(101)]
+    assert densities[:11] == [1.0] * 11 and densities[80:] == [0.1] * 21
+    assert densities == sorted(densities, reverse=True)
+    # halfway through the pruning steps (10..80): 0.1 + 0.9 x 0.5^3
+    assert densities[45] == pytest.approx(0.1 + 0.9 * 0.125)
+    with pytest.raises(ValueError, match="warmup and cooldown"):
+        scheduled_density(0, 100, 0.1, warmup=0.6, cooldown=0.5)
+    with pytest.raises(ValueError, match="warmup and cooldown"):
+        smp_model(0.1, pruning_warmup=-0.1)
+
+
+def test_the_schedule_moves_the_training_masks_but_the_evaluated_and_saved_mask_is_the_target():
+    model = smp_model(0.1)
+    (schedule,) = model.training_callbacks()
+    assert isinstance(schedule, PruningSchedule)
+    layer = encoder_linears(model.module)["bert.encoder.layer.0.output.dense"]
+    inputs = torch.randn(2, layer.weight.shape[1])
+    target_output = layer.eval()(inputs)
+    kept = {}
+    for step in (0, 40, 100):
+        schedule.on_step_begin(None, SimpleNamespace(global_step=step, max_steps=100), None)
+        kept[step] = layer.current_density
+        training_mask = layer.mask(layer.current_density).detach()
+        assert float(training_mask.mean()) == pytest.approx(layer.current_density, abs=0.01)
+        assert torch.equal(layer.train()(inputs), target_output) == (step == 100)  # training: the scheduled mask
+        assert torch.equal(layer.eval()(inputs), target_output)  # evaluation (and the saved model): the target
+    assert kept == {0: 1.0, 40: pytest.approx(0.1 + 0.9 * (1 - 30 / 70) ** 3), 100: 0.1}
+    assert smp_model(0.1, pruning_schedule="constant").training_callbacks() == []
+    # 2:4 has no schedule to follow: its layers keep 2 of every 4 weights from the first step.
+    two_of_four = smp_model(0.5, "2:4")
+    (schedule,) = two_of_four.training_callbacks()
+    schedule.on_step_begin(None, SimpleNamespace(global_step=0, max_steps=100), None)
+    for layer in encoder_linears(two_of_four.module).values():
+        assert layer.current_density == 0.5 and float(layer.mask().mean()) == 0.5
 
 
 def test_the_first_mask_is_magnitude_pruning():

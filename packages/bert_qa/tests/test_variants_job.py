@@ -19,9 +19,16 @@ def test_a_dense_teacher_then_an_smp_kd_student_taught_by_its_run(tmp_path, monk
     assert dense["weight_density"] == 1.0 and "pruned_layers" not in dense
 
     student = run_job("bert_qa", "tiny", {**job, "output_dir": str(tmp_path / "student"), "pruning": "smp",
-                                          "density": 0.1, "teacher": teacher["run_id"], "distill_alpha": 0.5})
+                                          "density": 0.1, "teacher": teacher["run_id"], "distill_alpha": 0.5,
+                                          "logging_steps": 1})
     run = mlflow.get_run(student["run_id"])
     metrics, params = run.data.metrics, run.data.params
+    # The cubic schedule (the default): every weight kept on the first step, then down to the target.
+    schedule = [m.value for m in sorted(mlflow.MlflowClient().get_metric_history(run.info.run_id, "pruning_density"),
+                                        key=lambda m: m.step)]
+    assert len(schedule) == metrics["train_steps"] > 3 and schedule[0] == 1.0
+    assert schedule == sorted(schedule, reverse=True)
+    assert schedule[-1] == pytest.approx(0.1, abs=0.001)
     assert params["model.teacher"] == teacher["run_id"] and params["model.pruning"] == "smp"
     assert metrics["pruned_layers"] == 12
     assert metrics["weight_density"] == pytest.approx(0.1, abs=0.01)  # measured from the saved weights

@@ -18,10 +18,14 @@ class BertQAConfig:
     ``pruning`` "smp" is Static Model Pruning (``bert_qa.pruning``): the pretrained weights stay frozen and a
     binary mask per weight of the encoder's linear layers is learned with the QA head, keeping ``density`` of
     each matrix (``sparsity_pattern`` "2:4": 2 of every 4 weights, for sparse tensor cores).
+    ``pruning_schedule`` "cubic" keeps every weight for the first ``pruning_warmup`` share of the training steps,
+    then lowers the density along a cubic to ``density``, reached with ``pruning_cooldown`` of the steps left;
+    "constant" masks at ``density`` from the first step (the 2:4 pattern always does).
     ``mask_score_scale`` is how much faster the mask scores move than the head under the one learning rate.
     ``teacher`` (a model directory, ``runs:/<id>/model``, a run id or ``models:/<name>@<alias>``) turns on
     knowledge distillation (``bert_qa.distillation``): loss = ``distill_alpha`` x span loss +
-    (1 - ``distill_alpha``) x T^2 x KL(teacher || student) at temperature ``distill_temperature``.
+    (1 - ``distill_alpha``) x T^2 x KL(teacher || student) at temperature ``distill_temperature`` (defaults 0.1
+    and 2, Movement Pruning's: the soft targets carry most of the signal a heavily pruned student can use).
     """
 
     model_name: str = "bert-base-uncased"
@@ -40,9 +44,12 @@ class BertQAConfig:
     pruning: Literal["none", "smp"] = "none"
     density: float = 1.0
     sparsity_pattern: Literal["unstructured", "2:4"] = "unstructured"
+    pruning_schedule: Literal["constant", "cubic"] = "cubic"
+    pruning_warmup: float = 0.1
+    pruning_cooldown: float = 0.2
     mask_score_scale: float = 100.0
     teacher: str | None = None
-    distill_alpha: float = 0.5
+    distill_alpha: float = 0.1
     distill_temperature: float = 2.0
 
 

@@ -6,11 +6,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertConfig
+from transformers import AutoModelForQuestionAnswering, AutoTokenizer, BertConfig, TrainerCallback
 
 from bert_qa.config import BertQAConfig
 from bert_qa.distillation import Distiller, load_teacher
-from bert_qa.pruning import add_masks, apply_masks, encoder_linears, has_masks, remaining_fraction
+from bert_qa.pruning import (
+    SCHEDULES,
+    add_masks,
+    apply_masks,
+    encoder_linears,
+    has_masks,
+    remaining_fraction,
+    scheduled_density,
+    set_training_density,
+)
 from qa_common.extractive import ExtractiveQAModel, OnnxRunner
 
 
@@ -53,6 +62,12 @@ class BertQAModel(ExtractiveQAModel):
                                               temperature=self.config.distill_temperature)
         return self._training_module
 
+    def training_callbacks(self) -> list[TrainerCallback]:
+        """The pruning schedule, when the masks follow one."""
+        if not has_masks(self.module) or self.config.pruning_schedule == "constant":
+            return []
+        return [PruningSchedule(self.module, warmup=self.config.pruning_warmup, cooldown=self.config.pruning_cooldown)]
+
     def finish_training(self) -> dict[str, float]:
         """Apply learned pruning masks (the module becomes an ordinary checkpoint) and drop the teacher."""
         figures: dict[str, float] = {}
@@ -80,6 +95,23 @@ class BertQAModel(ExtractiveQAModel):
                 "model_size_zip_bytes": float(zip_size(path))}
 
 
+class PruningSchedule(TrainerCallback):
+    """Sets the masks' density for each training step from the cubic schedule (``bert_qa.pruning``) and logs it
+    as ``pruning_density``. A function of the step alone, so a resumed run continues where it stopped."""
+
+    def __init__(self, module, *, warmup: float, cooldown: float):
+        self.module, self.warmup, self.cooldown = module, warmup, cooldown
+        self.density = 1.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.density = set_training_density(self.module, state.global_step, state.max_steps, warmup=self.warmup,
+                                            cooldown=self.cooldown)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is not None and "loss" in logs:  # the step logs, not the closing summary
+            logs["pruning_density"] = self.density
+
+
 def build_model(config: BertQAConfig) -> BertQAModel:
     """A model ready for fine-tuning: pretrained encoder with a new QA head, or random weights (tiny)."""
     source = resolve_model_name(config.model_name)
@@ -105,7 +137,12 @@ def build_model(config: BertQAConfig) -> BertQAModel:
         )
         torch.manual_seed(0)
         module = AutoModelForQuestionAnswering.from_config(encoder_config)
+    if config.pruning_schedule not in SCHEDULES:
+        raise ValueError(f"unknown pruning_schedule {config.pruning_schedule!r}; "
+                         f"expected one of {', '.join(SCHEDULES)}")
     if config.pruning == "smp":
+        # Refuses a warmup and cooldown that leave no steps to prune in, before any training starts.
+        scheduled_density(0, 1, config.density, warmup=config.pruning_warmup, cooldown=config.pruning_cooldown)
         add_masks(module, config.density, config.sparsity_pattern, config.mask_score_scale)
     elif config.pruning != "none":
         raise ValueError(f"unknown pruning {config.pruning!r}; expected 'none' or 'smp'")

@@ -6,6 +6,11 @@ each matrix (or, with the 2:4 pattern, the top 2 of every 4 consecutive weights 
 sparse tensor cores run), and the layer computes with ``weight * mask``. The binarisation passes gradients
 straight through to the scores. Only the scores and the QA head learn; no pretrained weight changes.
 
+The density can be reached gradually (``pruning_schedule`` "cubic", Sanh et al., 2020, "Movement Pruning"): all
+weights are kept for the first ``warmup`` share of the steps while the scores learn which weights matter, then
+the density falls along a cubic to the target, which the last ``cooldown`` share of the steps trains at. Going
+straight to 10% from magnitude pruning leaves the frozen network too broken to learn from.
+
 ``apply_masks`` then turns each ``MaskedLinear`` back into an ``nn.Linear`` whose weight is ``weight * mask``:
 the pruned model is an ordinary checkpoint, its kept weights bit-for-bit the pretrained ones, its others zero.
 """
@@ -18,6 +23,7 @@ import torch
 from torch import nn
 
 PATTERNS = ("unstructured", "2:4")
+SCHEDULES = ("constant", "cubic")
 
 
 class _TopK(torch.autograd.Function):
@@ -70,18 +76,21 @@ class MaskedLinear(nn.Module):
         self.bias = None if linear.bias is None else nn.Parameter(linear.bias.detach().clone(), requires_grad=False)
         magnitude = self.weight.abs()
         self.mask_scores = nn.Parameter(magnitude / magnitude.mean().clamp(min=1e-12) / score_scale)
-        self.density = density
+        self.density = density  # the target: what the pruned model keeps
+        self.current_density = density  # what the forward pass keeps now (the pruning schedule moves it)
         self.pattern = pattern
         self.score_scale = score_scale
 
-    def mask(self) -> torch.Tensor:
+    def mask(self, density: float | None = None) -> torch.Tensor:
+        """The binary mask at ``density`` (default: the target density)."""
         scores = self.mask_scores * self.score_scale
         if self.pattern == "2:4":
             return _TwoOfFour.apply(scores)
-        return _TopK.apply(scores, self.density)
+        return _TopK.apply(scores, self.density if density is None else density)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(values, self.weight * self.mask().to(self.weight.dtype), self.bias)
+        mask = self.mask(self.current_density if self.training else self.density)
+        return nn.functional.linear(values, self.weight * mask.to(self.weight.dtype), self.bias)
 
     def pruned(self) -> nn.Linear:
         """An ordinary ``nn.Linear`` with the mask applied."""
@@ -91,6 +100,31 @@ class MaskedLinear(nn.Module):
             if self.bias is not None:
                 linear.bias.copy_(self.bias)
         return linear.to(self.weight.device)
+
+
+def scheduled_density(step: int, total_steps: int, target: float, *, warmup: float, cooldown: float) -> float:
+    """The density the cubic schedule keeps at ``step`` of ``total_steps``: 1 through the first ``warmup`` share
+    of the steps, ``target`` through the last ``cooldown`` share, and in between
+    ``target + (1 - target) x (1 - progress)^3`` (Zhu and Gupta, 2017; Sanh et al., 2020)."""
+    if not (0.0 <= warmup and 0.0 <= cooldown and warmup + cooldown < 1.0):
+        raise ValueError(f"pruning warmup and cooldown must be non-negative shares of the steps summing to less "
+                         f"than 1, not {warmup} and {cooldown}")
+    if total_steps <= 0:
+        return target
+    begin, end = warmup * total_steps, (1.0 - cooldown) * total_steps
+    if step <= begin:
+        return 1.0
+    if step >= end:
+        return target
+    return target + (1.0 - target) * (1.0 - (step - begin) / (end - begin)) ** 3
+
+
+def set_training_density(module: nn.Module, step: int, total_steps: int, *, warmup: float, cooldown: float) -> float:
+    """Move every ``MaskedLinear`` of ``module`` to its scheduled density at ``step``; returns the mean density."""
+    layers = [child for child in module.modules() if isinstance(child, MaskedLinear) and child.pattern != "2:4"]
+    for layer in layers:
+        layer.current_density = scheduled_density(step, total_steps, layer.density, warmup=warmup, cooldown=cooldown)
+    return sum(layer.current_density for layer in layers) / len(layers) if layers else 1.0
 
 
 def encoder_linears(module: nn.Module) -> dict[str, nn.Module]:
@@ -175,5 +209,6 @@ def remaining_fraction(weights: dict[str, torch.Tensor], names: list[str]) -> fl
     return kept / total if total else 1.0
 
 
-__all__ = ["MaskedLinear", "PATTERNS", "add_masks", "apply_masks", "encoder_linears", "has_masks", "is_two_of_four",
-           "qa_head", "remaining_fraction", "to_semi_structured"]
+__all__ = ["MaskedLinear", "PATTERNS", "SCHEDULES", "add_masks", "apply_masks", "encoder_linears", "has_masks",
+           "is_two_of_four", "qa_head", "remaining_fraction", "scheduled_density", "set_training_density",
+           "to_semi_structured"]

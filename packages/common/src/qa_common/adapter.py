@@ -89,6 +89,11 @@ class QAModel(abc.ABC):
         teacher's outputs to the loss under distillation, say). Must return the same object on every call."""
         return self.module
 
+    def training_callbacks(self) -> list[Any]:
+        """HF ``TrainerCallback``s the training job adds to its own (a pruning schedule that follows the step,
+        say). Default: none."""
+        return []
+
     def finish_training(self) -> dict[str, float]:
         """Called once by the training job after training, before calibration: turn what training needed into
         the model to evaluate and ship (apply pruning masks, drop a teacher). Returns figures to log."""

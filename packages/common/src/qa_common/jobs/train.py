@@ -248,7 +248,7 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
         args=arguments,
         train_dataset=model.training_dataset(data.train),
         data_collator=model.data_collator(),
-        callbacks=callbacks,
+        callbacks=[*model.training_callbacks(), *callbacks],  # the model's first: they may add to the logs
     )
     # The main process decided whether to resume (and cleared what it would not resume from); the others follow it.
     last = distributed.from_main(last_complete_checkpoint(checkpoint_dir) if distributed.is_main() else None)

@@ -105,12 +105,14 @@ def set_tags(tags: Mapping[str, Any]) -> None:
 
 
 class MlflowStepLogger(TrainerCallback):
-    """Logs the Trainer's per-step loss and learning rate to the active run (world process zero only)."""
+    """Logs the Trainer's per-step loss and learning rate (and a pruning schedule's density) to the active run
+    (world process zero only)."""
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
             return
-        renamed = {"loss": "train_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm"}
+        renamed = {"loss": "train_loss", "learning_rate": "learning_rate", "grad_norm": "grad_norm",
+                   "pruning_density": "pruning_density"}
         metrics = {renamed[key]: value for key, value in logs.items()
                    if key in renamed and isinstance(value, (int, float))}
         if metrics:
