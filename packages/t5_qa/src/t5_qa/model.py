@@ -19,12 +19,13 @@ from qa_common.data.examples import SquadExample
 from t5_qa.config import T5QAConfig
 from t5_qa.quantization import (
     INT8_WEIGHTS_FILE,
-    bitsandbytes_config,
     int8_linear_names,
+    load_bitsandbytes,
     load_dynamic_int8,
     quantize_dynamic_int8,
     require_cuda,
     save_dynamic_int8,
+    weight_storage,
 )
 from t5_qa.runtimes import ONNX_DIR, OnnxSeq2Seq, TorchSeq2Seq
 from t5_qa.text import Seq2SeqFeatures, align_to_context, make_windows
@@ -197,7 +198,9 @@ class T5QAModel(QAModel):
         return figures
 
     def saved_figures(self, directory: Path) -> dict[str, float]:
-        figures: dict[str, float] = {}
+        """The weights' bytes, quantized layers and whole model, each beside its float32 size
+        (``quantization.weight_storage``), and the size of a LoRA adapter."""
+        figures = weight_storage(directory)
         adapter = Path(directory) / ADAPTER_DIR
         if adapter.is_dir():
             figures["adapter_size_bytes"] = float(sum(p.stat().st_size for p in adapter.rglob("*") if p.is_file()))
@@ -382,8 +385,7 @@ class T5QAModel(QAModel):
             self.module.save_pretrained(directory / ADAPTER_DIR)
             if self.config.variant == "qlora":
                 # The 4-bit base is frozen: quantizing its source again gives the same weights.
-                base = AutoModelForSeq2SeqLM.from_pretrained(self.base_source, device_map={"": 0}, use_safetensors=True,
-                                                             quantization_config=bitsandbytes_config(4))
+                base = load_bitsandbytes(self.base_source, 4)
                 base.save_pretrained(directory / BASE_DIR)
             else:
                 copy.deepcopy(self.module).unload().save_pretrained(directory / BASE_DIR)
@@ -416,8 +418,7 @@ def _reload_in_8bit(module):
     require_cuda("variant int8 with int8_backend bitsandbytes")
     with tempfile.TemporaryDirectory() as staging:
         module.save_pretrained(staging)
-        return AutoModelForSeq2SeqLM.from_pretrained(staging, device_map={"": 0}, use_safetensors=True,
-                                                     quantization_config=bitsandbytes_config(8))
+        return load_bitsandbytes(staging, 8)
 
 
 def build_model(config: T5QAConfig) -> T5QAModel:
@@ -443,8 +444,7 @@ def build_model(config: T5QAConfig) -> T5QAModel:
     if config.variant == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        module = AutoModelForSeq2SeqLM.from_pretrained(base_source, device_map={"": 0}, use_safetensors=True,
-                                                       quantization_config=bitsandbytes_config(4))
+        module = load_bitsandbytes(base_source, 4)
         module = prepare_model_for_kbit_training(module)
     if config.variant in ("lora", "qlora"):
         module = _with_lora(module, config)

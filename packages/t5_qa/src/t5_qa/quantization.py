@@ -8,6 +8,7 @@ write, so the int8 values, scales and biases are written as plain tensors and pa
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -28,6 +29,12 @@ def require_cuda(what: str) -> None:
         )
 
 
+# What bitsandbytes leaves unquantized (the embedding, layer norms, and T5's feed-forward output ``wo``, which
+# transformers always keeps out of quantization) is stored in this dtype instead of float32: half the bytes,
+# float32's range (T5's activations overflow float16).
+BITSANDBYTES_FLOAT_DTYPE = torch.bfloat16
+
+
 def bitsandbytes_config(bits: int):
     """``BitsAndBytesConfig`` for LLM.int8() (8) or NF4 with double quantization and bf16 compute (4, QLoRA)."""
     from transformers import BitsAndBytesConfig
@@ -38,6 +45,16 @@ def bitsandbytes_config(bits: int):
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                   bnb_4bit_compute_dtype=torch.bfloat16)
     raise ValueError(f"bitsandbytes loads 8 or 4 bits, not {bits}")
+
+
+def load_bitsandbytes(source, bits: int):
+    """The seq2seq model in ``source`` (a directory or hub name) quantized on load by bitsandbytes to ``bits``
+    (8: LLM.int8(); 4: NF4), on the first CUDA GPU, its unquantized parts in ``BITSANDBYTES_FLOAT_DTYPE``."""
+    from transformers import AutoModelForSeq2SeqLM
+
+    return AutoModelForSeq2SeqLM.from_pretrained(source, device_map={"": 0}, use_safetensors=True,
+                                                 quantization_config=bitsandbytes_config(bits),
+                                                 dtype=BITSANDBYTES_FLOAT_DTYPE)
 
 
 def _quantized_linear_class():
@@ -97,6 +114,47 @@ def save_dynamic_int8(module: torch.nn.Module, directory: Path) -> None:
             if bias is not None:
                 tensors[f"{name}.bias"] = bias.detach().contiguous()
     save_file(tensors, str(directory / INT8_WEIGHTS_FILE), metadata={"format": "pt", "quantization": "dynamic-int8"})
+
+
+_QUANTIZED_STATISTICS = (".weight.absmax", ".weight.nested_absmax", ".weight.quant_map", ".weight.nested_quant_map",
+                         ".weight.quant_state.", ".weight.scales", ".weight.zero_points", ".SCB", ".weight_format")
+
+
+def weight_storage(directory: Path) -> dict[str, float]:
+    """Bytes of the weights saved under ``directory`` (every ``*.safetensors``, read from the headers only),
+    split into the quantized linear weights (int8, bitsandbytes int8 or packed 4-bit, with their scales and
+    quantization maps) and everything else, each beside what it would take in float32:
+
+    ``quantized_weight_bytes`` / ``quantized_weight_fp32_bytes`` is the quantized layers' ratio (1/4 for int8,
+    about 1/8 for 4-bit); ``weight_bytes`` / ``weight_fp32_bytes`` the whole model's, unquantized parts included.
+    """
+    from safetensors import safe_open
+
+    sizes = {"quantized_weight_bytes": 0.0, "quantized_weight_fp32_bytes": 0.0, "weight_bytes": 0.0,
+             "weight_fp32_bytes": 0.0}
+    element_bytes = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                     "BOOL": 1}
+    for path in sorted(Path(directory).rglob("*.safetensors")):
+        with safe_open(str(path), "pt") as tensors:
+            keys = set(tensors.keys())
+            for key in keys:
+                piece = tensors.get_slice(key)
+                count, dtype = math.prod(piece.get_shape()), piece.get_dtype()
+                stored = count * element_bytes[dtype]
+                sizes["weight_bytes"] += stored
+                packed_4bit = dtype == "U8" and f"{key}.absmax" in keys
+                quantized_weight = (dtype == "I8" and (key.endswith(".weight") or key.endswith(".weight.int8"))
+                                    or packed_4bit)
+                if quantized_weight:
+                    values = count * (2 if packed_4bit else 1)
+                    sizes["quantized_weight_bytes"] += stored
+                    sizes["quantized_weight_fp32_bytes"] += 4 * values
+                    sizes["weight_fp32_bytes"] += 4 * values
+                elif any(part in key for part in _QUANTIZED_STATISTICS):
+                    sizes["quantized_weight_bytes"] += stored
+                else:
+                    sizes["weight_fp32_bytes"] += 4 * count
+    return sizes
 
 
 def load_dynamic_int8(directory: Path) -> torch.nn.Module:
