@@ -22,8 +22,6 @@ def test_generation_figures_of_the_tiny_model():
         benchmark_generation(lm, GenerationBenchmark(engine="mamba_ssm"))
     with pytest.raises(ValueError, match="cuda_graphs needs engine mamba_ssm"):
         benchmark_generation(lm, GenerationBenchmark(cuda_graphs=True))
-    with pytest.raises(ValueError, match="decode_loop graph replays a captured CUDA graph: it needs engine mamba_ssm"):
-        benchmark_generation(lm, GenerationBenchmark(decode_loop="graph"))
 
 
 def test_a_random_model_takes_a_larger_vocabulary_than_its_tokenizer():

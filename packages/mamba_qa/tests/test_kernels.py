@@ -120,22 +120,3 @@ def test_mamba_ssm_holds_the_same_model():
         expected = lm(input_ids=input_ids).logits
         actual = converted(input_ids).logits[..., : lm.config.vocab_size]
     assert (expected - actual).abs().max() < 1e-3
-
-
-@needs_kernels
-def test_the_graph_decode_loop_writes_mamba_ssms_greedy_tokens():
-    from mamba_qa.benchmark import GraphGreedyDecoder, to_mamba_ssm
-
-    adapter = get_adapter("mamba_qa")
-    torch.manual_seed(0)
-    lm = adapter.build(adapter.config("tiny", {"hidden_size": 64})).language_model().cuda().eval()
-    model = to_mamba_ssm(lm, torch.float32)
-    vocabulary = lm.config.vocab_size
-    prompts = [torch.randint(1, vocabulary, (3, 20), device="cuda") for _ in range(2)]
-    with torch.inference_mode():
-        decoder = GraphGreedyDecoder(model, 3, 20, 10, vocabulary)
-        for prompt in (*prompts, prompts[0]):  # the captured graph runs again on each prompt's refilled state
-            expected = model.generate(prompt, max_length=30, cg=False, top_k=1, vocab_size=vocabulary)[:, 20:]
-            assert torch.equal(decoder(prompt), expected)
-        with pytest.raises(ValueError, match="captured for prompts of 3 x 20 tokens, not \\(3, 21\\)"):
-            decoder(torch.ones(3, 21, dtype=torch.long, device="cuda"))

@@ -12,11 +12,6 @@ the decoding that follows, the tokens/s of the whole generate call, and peak mem
   length, so its cache is already static; transformers' generate loop, run from Python, sets the pace.
 - ``mamba_ssm`` (CUDA, mamba-ssm installed): the same weights in mamba_ssm's ``MambaLMHeadModel`` and its own
   ``generate``; ``cuda_graphs`` captures the one-token decoding step as a CUDA graph (mamba_ssm's ``cg=True``).
-  With ``decode_loop`` "graph" (needs ``cuda_graphs``), one CUDA graph holds the whole greedy step (the model
-  step, the pick of the next token and its write into the output) and the steps are replayed back to back,
-  the host waiting for the GPU once at the end: mamba_ssm's loop waits on the GPU after every token to check
-  for the end of the sequence, so at batch 1 each step costs the GPU's time plus the host's launch time.
-  Same tokens as mamba_ssm's greedy generate (a test on CUDA checks).
 
 Timings are medians of ``repeats`` runs after a warm-up run, wall-clock, the device synchronised around each.
 """
@@ -49,7 +44,6 @@ class GenerationBenchmark:
     repeats: int = 3
     engine: Literal["transformers", "mamba_ssm"] = "transformers"
     cuda_graphs: bool = False
-    decode_loop: Literal["generate", "graph"] = "generate"
     dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     seed: int = 0
     cpu_threads: int = 0  # torch's intra-op threads; 0 keeps torch's default
@@ -68,11 +62,6 @@ def check_settings(settings: GenerationBenchmark, device: torch.device) -> None:
         raise ValueError("engine mamba_ssm runs on CUDA only; use engine transformers on the CPU")
     if settings.cuda_graphs and settings.engine != "mamba_ssm":
         raise ValueError("cuda_graphs needs engine mamba_ssm (transformers' generate has no CUDA-graph Mamba step)")
-    if settings.decode_loop not in ("generate", "graph"):
-        raise ValueError(f"decode_loop must be 'generate' or 'graph', got {settings.decode_loop!r}")
-    if settings.decode_loop == "graph" and not settings.cuda_graphs:
-        raise ValueError("decode_loop graph replays a captured CUDA graph: it needs engine mamba_ssm and "
-                         "cuda_graphs true")
 
 
 def torch_dtype(name: str, device: torch.device) -> torch.dtype:
@@ -149,58 +138,6 @@ def _mamba_ssm_generate(model, prompt: torch.Tensor, max_length: int, cuda_graph
                            f"not {max_length - prompt.shape[1]}")
 
 
-class GraphGreedyDecoder:
-    """Greedy decoding of a mamba_ssm ``MambaLMHeadModel`` for a fixed batch, prompt length and number of new
-    tokens, each step one replay of a CUDA graph (model step, greedy pick, write), with no host synchronisation
-    between steps. The state buffers are allocated once; each call's prompt pass overwrites them in place, so
-    the captured graph stays valid. ``vocabulary`` cuts mamba_ssm's padded vocabulary to the real one."""
-
-    def __init__(self, model, batch: int, prompt_length: int, new_tokens: int, vocabulary: int):
-        from mamba_ssm.utils.generation import InferenceParams
-
-        device = next(model.parameters()).device
-        self.model, self.vocabulary, self.prompt_length, self.new_tokens = model, vocabulary, prompt_length, new_tokens
-        self.params = InferenceParams(max_seqlen=prompt_length + new_tokens, max_batch_size=batch)
-        self.token = torch.zeros(batch, 1, dtype=torch.long, device=device)
-        self.tokens = torch.zeros(batch, new_tokens, dtype=torch.long, device=device)
-        self.position = torch.zeros(batch, 1, dtype=torch.long, device=device)
-        model(torch.zeros(batch, prompt_length, dtype=torch.long, device=device), inference_params=self.params,
-              num_last_tokens=1)  # allocates the conv and SSM state buffers
-        self.params.seqlen_offset = prompt_length  # every forward from here is a one-token step
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
-            for _ in range(2):
-                self._step()
-        torch.cuda.current_stream(device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
-            self._step()
-
-    def _step(self) -> None:
-        logits = self.model(self.token, inference_params=self.params, num_last_tokens=1).logits
-        chosen = logits[:, -1, : self.vocabulary].argmax(-1, keepdim=True)
-        self.token.copy_(chosen)
-        self.tokens.scatter_(1, self.position, chosen)
-        self.position.add_(1)
-
-    def __call__(self, prompt: torch.Tensor) -> torch.Tensor:
-        """The ``new_tokens`` greedy tokens after ``prompt`` (batch x prompt_length), as a new tensor."""
-        if tuple(prompt.shape) != (self.token.shape[0], self.prompt_length):
-            raise ValueError(f"this decoder was captured for prompts of {self.token.shape[0]} x {self.prompt_length} "
-                             f"tokens, not {tuple(prompt.shape)}")
-        self.params.seqlen_offset = 0
-        logits = self.model(prompt, inference_params=self.params, num_last_tokens=1).logits  # refills the state
-        self.params.seqlen_offset = self.prompt_length
-        first = logits[:, -1, : self.vocabulary].argmax(-1, keepdim=True)
-        self.token.copy_(first)
-        self.tokens[:, :1].copy_(first)
-        self.position.fill_(1)
-        for _ in range(self.new_tokens - 1):
-            self.graph.replay()
-        return self.tokens.clone()
-
-
 def benchmark_generation(model, settings: GenerationBenchmark) -> dict[str, float]:
     """Figures for each batch size of ``settings`` (keys suffixed ``_b<size>``) for a transformers
     ``MambaForCausalLM`` (on the device and dtype it should run in); see the module docstring."""
@@ -223,8 +160,6 @@ def benchmark_generation(model, settings: GenerationBenchmark) -> dict[str, floa
                 prefill = functools.partial(_mamba_ssm_prefill, engine, prompt, length + new)
                 generate = functools.partial(_mamba_ssm_generate, engine, prompt, length + new, settings.cuda_graphs,
                                              vocabulary)
-                if settings.decode_loop == "graph":
-                    generate = functools.partial(GraphGreedyDecoder(engine, batch, length, new, vocabulary), prompt)
             else:
                 prefill = functools.partial(_transformers_prefill, engine, prompt)
                 generate = functools.partial(_transformers_generate, engine, prompt, new)
