@@ -52,7 +52,7 @@ def test_the_cubic_schedule_keeps_everything_then_falls_to_the_target_and_holds_
 
 
 def test_the_schedule_moves_the_training_masks_but_the_evaluated_and_saved_mask_is_the_target():
-    model = smp_model(0.1)
+    model = smp_model(0.1, pruning_schedule="cubic")
     (schedule,) = model.training_callbacks()
     assert isinstance(schedule, PruningSchedule)
     layer = encoder_linears(model.module)["bert.encoder.layer.0.output.dense"]
@@ -67,9 +67,9 @@ def test_the_schedule_moves_the_training_masks_but_the_evaluated_and_saved_mask_
         assert torch.equal(layer.train()(inputs), target_output) == (step == 100)  # training: the scheduled mask
         assert torch.equal(layer.eval()(inputs), target_output)  # evaluation (and the saved model): the target
     assert kept == {0: 1.0, 40: pytest.approx(0.1 + 0.9 * (1 - 30 / 70) ** 3), 100: 0.1}
-    assert smp_model(0.1, pruning_schedule="constant").training_callbacks() == []
+    assert smp_model(0.1).training_callbacks() == []  # "constant", the default
     # 2:4 has no schedule to follow: its layers keep 2 of every 4 weights from the first step.
-    two_of_four = smp_model(0.5, "2:4")
+    two_of_four = smp_model(0.5, "2:4", pruning_schedule="cubic")
     (schedule,) = two_of_four.training_callbacks()
     schedule.on_step_begin(None, SimpleNamespace(global_step=0, max_steps=100), None)
     for layer in encoder_linears(two_of_four.module).values():

@@ -20,10 +20,10 @@ def test_a_dense_teacher_then_an_smp_kd_student_taught_by_its_run(tmp_path, monk
 
     student = run_job("bert_qa", "tiny", {**job, "output_dir": str(tmp_path / "student"), "pruning": "smp",
                                           "density": 0.1, "teacher": teacher["run_id"], "distill_alpha": 0.5,
-                                          "logging_steps": 1})
+                                          "pruning_schedule": "cubic", "logging_steps": 1})
     run = mlflow.get_run(student["run_id"])
     metrics, params = run.data.metrics, run.data.params
-    # The cubic schedule (the default): every weight kept on the first step, then down to the target.
+    # The cubic schedule: every weight kept on the first step, then down to the target.
     schedule = [m.value for m in sorted(mlflow.MlflowClient().get_metric_history(run.info.run_id, "pruning_density"),
                                         key=lambda m: m.step)]
     assert len(schedule) == metrics["train_steps"] > 3 and schedule[0] == 1.0

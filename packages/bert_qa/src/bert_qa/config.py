@@ -24,8 +24,7 @@ class BertQAConfig:
     ``mask_score_scale`` is how much faster the mask scores move than the head under the one learning rate.
     ``teacher`` (a model directory, ``runs:/<id>/model``, a run id or ``models:/<name>@<alias>``) turns on
     knowledge distillation (``bert_qa.distillation``): loss = ``distill_alpha`` x span loss +
-    (1 - ``distill_alpha``) x T^2 x KL(teacher || student) at temperature ``distill_temperature`` (defaults 0.1
-    and 2, Movement Pruning's: the soft targets carry most of the signal a heavily pruned student can use).
+    (1 - ``distill_alpha``) x T^2 x KL(teacher || student) at temperature ``distill_temperature``.
     """
 
     model_name: str = "bert-base-uncased"
@@ -44,12 +43,12 @@ class BertQAConfig:
     pruning: Literal["none", "smp"] = "none"
     density: float = 1.0
     sparsity_pattern: Literal["unstructured", "2:4"] = "unstructured"
-    pruning_schedule: Literal["constant", "cubic"] = "cubic"
+    pruning_schedule: Literal["constant", "cubic"] = "constant"
     pruning_warmup: float = 0.1
     pruning_cooldown: float = 0.2
     mask_score_scale: float = 100.0
     teacher: str | None = None
-    distill_alpha: float = 0.1
+    distill_alpha: float = 0.5
     distill_temperature: float = 2.0
 
 

@@ -7,9 +7,9 @@ sparse tensor cores run), and the layer computes with ``weight * mask``. The bin
 straight through to the scores. Only the scores and the QA head learn; no pretrained weight changes.
 
 The density can be reached gradually (``pruning_schedule`` "cubic", Sanh et al., 2020, "Movement Pruning"): all
-weights are kept for the first ``warmup`` share of the steps while the scores learn which weights matter, then
-the density falls along a cubic to the target, which the last ``cooldown`` share of the steps trains at. Going
-straight to 10% from magnitude pruning leaves the frozen network too broken to learn from.
+weights are kept for the first ``warmup`` share of the steps, then the density falls along a cubic to the
+target, which the last ``cooldown`` share of the steps trains at. That gives the scores a dense phase to learn
+which weights matter before any are dropped.
 
 ``apply_masks`` then turns each ``MaskedLinear`` back into an ``nn.Linear`` whose weight is ``weight * mask``:
 the pruned model is an ordinary checkpoint, its kept weights bit-for-bit the pretrained ones, its others zero.
