@@ -2,7 +2,7 @@
 # Build wheels of the fused Mamba kernels (causal-conv1d, mamba-ssm) from their source distributions, offline, on a
 # machine with a CUDA GPU, nvcc and a CUDA build of torch: mamba_qa's `cuda` extra.
 #
-#   scripts/build_mamba_kernels.sh download DIR     # where PyPI is reachable: the two sdists and einops into DIR
+#   scripts/build_mamba_kernels.sh download DIR     # where PyPI is reachable: the two sdists, einops, ninja into DIR
 #   scripts/build_mamba_kernels.sh build DIR OUT    # on the GPU machine (no network): wheels into OUT, then checked
 #
 # Then: python -m pip install --no-index --no-deps OUT/*.whl (or --target DIR with PYTHONPATH=DIR). Without
@@ -37,7 +37,7 @@ download() {
   MAMBA_SKIP_CUDA_BUILD=TRUE CAUSAL_CONV1D_SKIP_CUDA_BUILD=TRUE \
     "$PYTHON" -m pip download --no-deps --no-binary :all: --no-build-isolation -d "$dir" \
     "causal-conv1d==$CAUSAL_CONV1D_VERSION" "mamba-ssm==$MAMBA_SSM_VERSION"
-  "$PYTHON" -m pip download --no-deps --only-binary :all: -d "$dir" einops
+  "$PYTHON" -m pip download --no-deps --only-binary :all: -d "$dir" einops ninja
   ls -l "$dir"
 }
 
@@ -70,6 +70,13 @@ build() {
   local work archs
   command -v nvcc >/dev/null || [ -x "${CUDA_HOME:-/usr/local/cuda}/bin/nvcc" ] || {
     echo "build: nvcc not found (set CUDA_HOME or put nvcc on PATH)" >&2; exit 1; }
+  # ninja from DIR when this Python lacks it (the download step fetches its wheel).
+  if ! "$PYTHON" -c "import ninja" 2>/dev/null && compgen -G "$dir/ninja-*.whl" >/dev/null; then
+    local tools
+    tools=$(mktemp -d)
+    "$PYTHON" -m pip install -q --no-index --no-deps --target "$tools" "$dir"/ninja-*.whl
+    export PATH="$tools/bin:$PATH" PYTHONPATH="$tools${PYTHONPATH:+:$PYTHONPATH}"
+  fi
   "$PYTHON" - <<'PY' || exit 1
 import importlib.util
 import sys
