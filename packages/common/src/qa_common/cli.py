@@ -75,7 +75,17 @@ def _settings(args, extra: list[str]) -> int:
     return 0
 
 
-def _load(model: str, runtime: str):
+def inference_options(args):
+    """The `InferenceOptions` of the evaluate/benchmark flags."""
+    from qa_common.config import coerce
+    from qa_common.extractive import InferenceOptions
+
+    return InferenceOptions(precision=args.precision, max_batch_tokens=args.max_batch_tokens,
+                            compile=coerce(args.compile, bool, "--compile"), compile_mode=args.compile_mode,
+                            cuda_graphs=coerce(args.cuda_graphs, bool, "--cuda-graphs"))
+
+
+def _load(model: str, runtime: str, options=None):
     from qa_common.adapter import load_model
     from qa_common.tracking.models import resolve_model_directory
     from qa_common.tracking.runs import configure_tracking
@@ -87,6 +97,8 @@ def _load(model: str, runtime: str):
         import torch
 
         loaded.to("cuda" if torch.cuda.is_available() else "cpu")
+    if options is not None:
+        loaded.configure_inference(options)
     return loaded, info, directory, run_id
 
 
@@ -97,7 +109,7 @@ def _evaluate(args, extra: list[str]) -> int:
     if extra:
         raise UsageError(f"unexpected arguments {extra}")
     examples = load_squad(args.data, skip_invalid=args.skip_invalid).examples
-    model, info, _, _ = _load(args.model, args.runtime)
+    model, info, _, _ = _load(args.model, args.runtime, inference_options(args))
     threshold = info.no_answer_threshold if args.no_answer_threshold is None else args.no_answer_threshold
     result = evaluate(model, examples, threshold, batch_size=args.batch_size, progress=True)
     if args.predictions_out:
@@ -116,7 +128,7 @@ def _benchmark(args, extra: list[str]) -> int:
     examples = load_squad(args.data).examples[: args.examples]
     figures_by_runtime = {}
     for runtime in args.runtime.split(","):
-        model, _, directory, run_id = _load(args.model, runtime)
+        model, _, directory, run_id = _load(args.model, runtime, inference_options(args))
         figures = benchmark_model(model, examples, batch_size=args.batch_size)
         figures["model_size_bytes"] = directory_size_bytes(directory)
         figures_by_runtime[runtime] = figures
@@ -164,6 +176,18 @@ def _promote(args, extra: list[str]) -> int:
     return 0
 
 
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """The speed options of extractive readers (`qa_common.extractive.InferenceOptions`)."""
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="weights on a GPU (auto: bf16 where supported); a CPU keeps fp32")
+    parser.add_argument("--max-batch-tokens", type=int, default=0,
+                        help="windows per batch by padded tokens (0: --batch-size windows)")
+    parser.add_argument("--compile", default="false", help="torch.compile the model on a GPU (true/false)")
+    parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    parser.add_argument("--cuda-graphs", default="false",
+                        help="replay CUDA graphs for small batches on a GPU (true/false)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="squad-qa", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -189,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="override the calibrated threshold stored with the model")
     evaluate.add_argument("--predictions-out", default=None)
     evaluate.add_argument("--skip-invalid", action="store_true")
+    add_inference_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     benchmark = commands.add_parser("benchmark", help="speed and size figures of a saved or logged model")
@@ -198,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--examples", type=int, default=200)
     benchmark.add_argument("--batch-size", type=int, default=32)
     benchmark.add_argument("--log-to-run", action=argparse.BooleanOptionalAction, default=True)
+    add_inference_arguments(benchmark)
     benchmark.set_defaults(handler=_benchmark)
 
     compare = commands.add_parser("compare", help="leaderboard and accuracy-vs-cost plots of an experiment's runs")
