@@ -125,7 +125,11 @@ def _benchmark(args, extra: list[str]) -> int:
 
     if extra:
         raise UsageError(f"unexpected arguments {extra}")
-    examples = load_squad(args.data).examples[: args.examples]
+    from qa_common.config import coerce
+
+    if coerce(args.side_by_side, bool, "--side-by-side"):
+        return _side_by_side(args)
+    examples = load_squad(args.data).examples[: args.examples or None]
     figures_by_runtime = {}
     for runtime in args.runtime.split(","):
         model, _, directory, run_id = _load(args.model, runtime, inference_options(args))
@@ -135,6 +139,32 @@ def _benchmark(args, extra: list[str]) -> int:
         if run_id and args.log_to_run:
             log_metrics_to_run(run_id, {f"bench_{runtime}_{k}": v for k, v in figures.items()})
     print(json.dumps(figures_by_runtime, indent=2))
+    return 0
+
+
+def _side_by_side(args) -> int:
+    from qa_common.jobs.speed import SpeedSettings, git_commit, run_side_by_side
+
+    sizes = tuple(int(size) for size in args.model_only_batch_sizes.split(",") if size.strip())
+    settings = SpeedSettings(batch_size=args.batch_size, model_only_batch_sizes=sizes,
+                             sequence_length=args.sequence_length, latency_questions=args.latency_questions,
+                             peak_tflops=args.peak_tflops or None, pipeline=args.pipeline,
+                             pipeline_python=args.pipeline_python or None,
+                             pipeline_pythonpath=args.pipeline_pythonpath or None,
+                             pipeline_batch_size=args.pipeline_batch_size, repeats=args.repeats,
+                             model_only_seconds=args.model_only_seconds,
+                             architecture_questions=args.architecture_questions)
+    command = "squad-qa " + " ".join(sys.argv[1:]) if sys.argv and "squad-qa" in sys.argv[0] else \
+        " ".join(sys.argv)
+    architectures = [spec for spec in (args.architecture or []) if spec]
+    architectures += [spec.strip() for spec in args.architectures.split(";") if spec.strip()]
+    result = run_side_by_side(args.model, args.data, settings=settings, options=inference_options(args),
+                              report_dir=Path(args.report_dir), commit=args.commit or git_commit(),
+                              command=command, architectures=architectures, max_examples=args.examples,
+                              experiment=args.experiment or None)
+    print((Path(args.report_dir) / "speed.md").read_text())
+    if "mlflow_run_id" in result:
+        print(f"MLflow run {result['mlflow_run_id']}")
     return 0
 
 
@@ -220,10 +250,34 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("model")
     benchmark.add_argument("data")
     benchmark.add_argument("--runtime", default="torch", help="comma-separated: torch,onnx")
-    benchmark.add_argument("--examples", type=int, default=200)
+    benchmark.add_argument("--examples", type=int, default=200, help="the first N questions (0: all)")
     benchmark.add_argument("--batch-size", type=int, default=32)
     benchmark.add_argument("--log-to-run", action=argparse.BooleanOptionalAction, default=True)
     add_inference_arguments(benchmark)
+    side = benchmark.add_argument_group(
+        "side by side", "--side-by-side: ours vs the plain model at fixed padding vs transformers' QA pipeline "
+        "(qa_common.jobs.speed); MODEL may also be ADAPTER:PRESET[:JSON overrides], e.g. bert_qa:random-bert-base")
+    side.add_argument("--side-by-side", nargs="?", const="true", default="false",
+                      help="true: the side-by-side comparison instead of the per-runtime figures")
+    side.add_argument("--report-dir", default="outputs/speed", help="speed.json and speed.md go here")
+    side.add_argument("--model-only-batch-sizes", default="1,32,256")
+    side.add_argument("--sequence-length", type=int, default=384)
+    side.add_argument("--model-only-seconds", type=float, default=2.0)
+    side.add_argument("--repeats", type=int, default=3)
+    side.add_argument("--latency-questions", type=int, default=100)
+    side.add_argument("--peak-tflops", type=float, default=0.0,
+                      help="bf16 dense peak of the GPU (0: from its name, e.g. H100/H200 989)")
+    side.add_argument("--pipeline", default="auto", choices=["auto", "off"])
+    side.add_argument("--pipeline-python", default="", help="a Python whose transformers has the QA pipeline")
+    side.add_argument("--pipeline-pythonpath", default="",
+                      help="a directory with such a transformers (pip install --target DIR 'transformers<5.3')")
+    side.add_argument("--pipeline-batch-size", type=int, default=64)
+    side.add_argument("--architecture", action="append", default=[],
+                      help="ADAPTER:PRESET[:JSON] of another architecture to time end to end (repeatable)")
+    side.add_argument("--architectures", default="", help="the same, several separated by ';'")
+    side.add_argument("--architecture-questions", type=int, default=200)
+    side.add_argument("--commit", default="", help="the commit to name in the report (default: git rev-parse)")
+    side.add_argument("--experiment", default="squad-qa-speed", help="MLflow experiment ('' : do not log)")
     benchmark.set_defaults(handler=_benchmark)
 
     compare = commands.add_parser("compare", help="leaderboard and accuracy-vs-cost plots of an experiment's runs")

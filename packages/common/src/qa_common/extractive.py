@@ -190,12 +190,13 @@ class TorchRunner:
         # The outputs are the graph's own buffers: read (decoded) on this stream before the next replay.
         return outputs
 
-    def logits_tensors(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) start and end logits, left on the module's device in its dtype."""
+    def logits_tensors(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) start and end logits, left on the module's device in its dtype; ``batch`` holds numpy arrays
+        or tensors (already on the device: not copied)."""
         device = next(self.module.parameters()).device
         mask = batch.get("attention_mask")
-        inputs = {key: torch.from_numpy(value).to(device, non_blocking=True) for key, value in batch.items()}
-        if mask is not None and device.type == "cuda" and mask.all() and not self.cuda_graphs:
+        inputs = {key: torch.as_tensor(value).to(device, non_blocking=True) for key, value in batch.items()}
+        if isinstance(mask, np.ndarray) and device.type == "cuda" and mask.all() and not self.cuda_graphs:
             # Without padding, transformers can skip the mask and SDPA use its flash kernel.
             del inputs["attention_mask"]
         # A module fresh from build() or mid-training is in training mode: predictions must not use dropout.
