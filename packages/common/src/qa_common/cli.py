@@ -82,6 +82,8 @@ def inference_options(args):
 
     return InferenceOptions(precision=args.precision, max_batch_tokens=args.max_batch_tokens,
                             compile=coerce(args.compile, bool, "--compile"), compile_mode=args.compile_mode,
+                            compile_dynamic=None if args.compile_dynamic == "auto" else
+                            coerce(args.compile_dynamic, bool, "--compile-dynamic"),
                             cuda_graphs=coerce(args.cuda_graphs, bool, "--cuda-graphs"))
 
 
@@ -214,6 +216,8 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
                         help="windows per batch by padded tokens (0: --batch-size windows)")
     parser.add_argument("--compile", default="false", help="torch.compile the model on a GPU (true/false)")
     parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    parser.add_argument("--compile-dynamic", default="false",
+                        help="false: one graph per bucketed shape; auto: dynamo's dynamic shapes after a recompile")
     parser.add_argument("--cuda-graphs", default="false",
                         help="replay CUDA graphs for small batches on a GPU (true/false)")
 

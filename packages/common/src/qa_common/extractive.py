@@ -39,8 +39,10 @@ class InferenceOptions:
     - ``decode``: "device" selects each window's n-best spans with torch on the model's device and moves only
       those to the CPU; "reference" moves all logits and selects with numpy (`top_window_spans`).
     - ``compile``/``compile_mode``: torch.compile the module (static shapes; ``static_length_multiple`` buckets
-      the lengths so few graphs are compiled). ``cuda_graphs``: replay a captured CUDA graph per batch shape for
-      batches of at most ``cuda_graph_max_batch`` windows (batch-1 latency); both only on CUDA.
+      the lengths so few graphs are compiled); ``compile_dynamic`` None lets dynamo make shapes dynamic after a
+      recompile (one graph for all lengths: far less compile time, maybe slower kernels).
+    - ``cuda_graphs``: replay a captured CUDA graph per batch shape for batches of at most
+      ``cuda_graph_max_batch`` windows (batch-1 latency). Compile and graphs apply only on CUDA.
     """
 
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -51,13 +53,14 @@ class InferenceOptions:
     decode: Literal["device", "reference"] = "device"
     compile: bool = False
     compile_mode: str = "max-autotune-no-cudagraphs"
+    compile_dynamic: bool | None = False
     cuda_graphs: bool = False
     cuda_graph_max_batch: int = 8
     static_length_multiple: int = 32
 
     @property
     def static_shapes(self) -> bool:
-        return self.compile or self.cuda_graphs
+        return self.cuda_graphs or (self.compile and self.compile_dynamic is False)
 
 
 REFERENCE_OPTIONS = InferenceOptions(precision="fp32", decode="reference", pad_to_multiple=1)
@@ -137,8 +140,8 @@ class TorchRunner:
     """
 
     def __init__(self, module: torch.nn.Module, *, autocast: bool = True, compile: bool = False,
-                 compile_mode: str = "max-autotune-no-cudagraphs", cuda_graphs: bool = False,
-                 cuda_graph_max_batch: int = 8):
+                 compile_mode: str = "max-autotune-no-cudagraphs", compile_dynamic: bool | None = False,
+                 cuda_graphs: bool = False, cuda_graph_max_batch: int = 8):
         self.module = module
         self.autocast = autocast
         self.compiled = None
@@ -149,7 +152,7 @@ class TorchRunner:
             for name in ("recompile_limit", "cache_size_limit"):
                 if hasattr(torch._dynamo.config, name):
                     setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 128))
-            self.compiled = torch.compile(module, mode=compile_mode or None, dynamic=False)
+            self.compiled = torch.compile(module, mode=compile_mode or None, dynamic=compile_dynamic)
         self.cuda_graphs = cuda_graphs
         self.cuda_graph_max_batch = cuda_graph_max_batch
         self._graphs: dict[tuple, tuple] = {}
@@ -270,12 +273,12 @@ class ExtractiveQAModel(QAModel):
         model still to be trained or saved keeps the defaults. Call after moving the model to its device.
         Returns what was applied (precision, compile, CUDA graphs), for logs and reports.
         """
-        self.inference = options
         applied = {"precision": "onnxruntime" if self.module is None else "fp32"}
+        cuda = self.module is not None and next(self.module.parameters()).device.type == "cuda"
+        # Compile and CUDA graphs (and the static shapes they want) are for GPUs only.
+        self.inference = options if cuda else replace(options, compile=False, cuda_graphs=False)
         if self.module is None or not isinstance(self.runner, TorchRunner):
             return applied
-        device = next(self.module.parameters()).device
-        cuda = device.type == "cuda"
         dtype = torch.float32
         if cuda and options.precision != "fp32":
             if options.precision == "auto":
@@ -285,7 +288,8 @@ class ExtractiveQAModel(QAModel):
         self.module.to(dtype).eval()
         applied["precision"] = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
         self.runner = TorchRunner(self.module, autocast=False, compile=options.compile and cuda,
-                                  compile_mode=options.compile_mode, cuda_graphs=options.cuda_graphs and cuda,
+                                  compile_mode=options.compile_mode, compile_dynamic=options.compile_dynamic,
+                                  cuda_graphs=options.cuda_graphs and cuda,
                                   cuda_graph_max_batch=options.cuda_graph_max_batch)
         applied["compile"] = options.compile_mode if options.compile and cuda else "off"
         applied["cuda_graphs"] = f"batches of <= {options.cuda_graph_max_batch}" if options.cuda_graphs and cuda \

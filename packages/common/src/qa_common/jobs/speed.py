@@ -241,7 +241,7 @@ def extractive_paths(model, plain_model, examples: Sequence[SquadExample], optio
     flops = module_flops(model.module)
     features = model.windows(examples, with_labels=False)
     for name, reader, chosen, batch_size, real_batch in (
-        ("ours", model, options, settings.batch_size, settings.batch_size),
+        ("ours", model, model.inference, settings.batch_size, settings.batch_size),  # as configure_inference set
         ("plain", plain_model, plain_options, settings.batch_size, settings.plain_batch_size),
     ):
         path = PathFigures(name)
