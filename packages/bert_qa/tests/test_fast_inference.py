@@ -90,6 +90,9 @@ def test_batch_plan_pads_each_batch_to_its_own_longest_window_within_the_token_b
         ([0, 1, 2], 128), ([3, 4, 5], 128), ([6, 7], 128)]
     static = model.batch_plan(lengths, 3, InferenceOptions(cuda_graphs=True))
     assert [(length, rows) for _, length, rows in static] == [(128, 4), (64, 4), (32, 2)]
+    # Under CUDA graphs only the batches small enough to be graphed take static shapes.
+    mixed = model.batch_plan(lengths, 3, InferenceOptions(cuda_graphs=True, cuda_graph_max_batch=2))
+    assert [(length, rows) for _, length, rows in mixed] == [(128, 3), (64, 3), (32, 2)]
 
 
 def test_configure_inference_keeps_fp32_and_eager_on_a_cpu(examples) -> None:

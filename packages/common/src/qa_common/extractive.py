@@ -60,7 +60,13 @@ class InferenceOptions:
 
     @property
     def static_shapes(self) -> bool:
+        """Whether some batches get bucketed shapes: all under a static compile, small ones under CUDA graphs."""
         return self.cuda_graphs or (self.compile and self.compile_dynamic is False)
+
+    def static_batch(self, rows: int) -> bool:
+        """Whether a batch of ``rows`` windows runs at a bucketed (static) shape."""
+        return (self.compile and self.compile_dynamic is False) or (self.cuda_graphs
+                                                                     and rows <= self.cuda_graph_max_batch)
 
 
 REFERENCE_OPTIONS = InferenceOptions(precision="fp32", decode="reference", pad_to_multiple=1)
@@ -322,14 +328,14 @@ class ExtractiveQAModel(QAModel):
                    options: InferenceOptions | None = None) -> list[tuple[np.ndarray, int, int]]:
         """(window indices, padded length, padded rows) of every batch, as ``options`` batch them.
 
-        Sorted longest first, a batch pads to its first window's length rounded up to ``pad_to_multiple`` (to
-        ``static_length_multiple`` under static shapes, with the rows rounded up to a power of two) and holds
-        ``batch_size`` windows, or as many as fit ``max_batch_tokens`` padded tokens.
+        Sorted longest first, a batch pads to its first window's length rounded up to ``pad_to_multiple`` and
+        holds ``batch_size`` windows, or as many as fit ``max_batch_tokens`` padded tokens. A batch that runs at a
+        static shape (`InferenceOptions.static_batch`) pads to a multiple of ``static_length_multiple`` instead,
+        its rows rounded up to a power of two with filler rows.
         """
         options = options or self.inference
         lengths = np.asarray(lengths, dtype=np.int64)
         order = np.argsort(-lengths, kind="stable") if options.sort_by_length else np.arange(len(lengths))
-        multiple = max(1, options.static_length_multiple if options.static_shapes else options.pad_to_multiple)
         plan = []
         begin = 0
         while begin < len(order):
@@ -338,12 +344,17 @@ class ExtractiveQAModel(QAModel):
             else:
                 longest = int(lengths[order[begin]]) if options.sort_by_length else \
                     int(lengths[order[begin:begin + batch_size]].max())
-            padded = -(-longest // multiple) * multiple
-            rows = max(1, options.max_batch_tokens // padded) if options.max_batch_tokens else batch_size
+            rows = batch_size
+            if options.max_batch_tokens:
+                rows = max(1, options.max_batch_tokens // (-(-longest // options.pad_to_multiple)
+                                                            * options.pad_to_multiple))
             indices = order[begin:begin + rows]
             if not options.sort_by_length and options.padding != "max_length":
-                padded = -(-int(lengths[indices].max()) // multiple) * multiple
-            padded_rows = 2 ** math.ceil(math.log2(len(indices))) if options.static_shapes else len(indices)
+                longest = int(lengths[indices].max())
+            static = options.static_batch(len(indices))
+            multiple = max(1, options.static_length_multiple if static else options.pad_to_multiple)
+            padded = -(-longest // multiple) * multiple
+            padded_rows = 2 ** math.ceil(math.log2(len(indices))) if static else len(indices)
             plan.append((indices, padded, padded_rows))
             begin += rows
         return plan
