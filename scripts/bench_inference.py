@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     flops = module_flops(model.module)
     common = {"hardware": device_name(), "torch": torch.__version__, "model": args.model, "data": args.data,
               "questions": len(examples), "windows": len(features), "commit": os.environ.get("SQUAD_QA_COMMIT", ""),
-              "command": " ".join([os.path.basename(sys.executable), *sys.argv]), "peak_tflops": peak}
+              "command": shlex.join([os.path.basename(sys.executable), *sys.argv]), "peak_tflops": peak}
     for name in [c.strip() for c in args.configs.split(",") if c.strip()]:
         options = options_of(name, args.max_batch_tokens)
         began = time.perf_counter()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = peak_tflops(device_name(), args.peak_tflops or None)
     results = {"hardware": device_name(), "torch": torch.__version__, "sequence_length": args.sequence_length,
                "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "preset": args.preset,
-               "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
+               "command": shlex.join([os.path.basename(sys.executable), *sys.argv]),
                "commit": os.environ.get("SQUAD_QA_COMMIT", ""), "variants": {}}
     import transformers
 
@@ -185,7 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - one variant failing leaves the others' figures
             figures = {"failed": f"{type(error).__name__}: {str(error)[:400]}"}
         results["variants"][name] = figures
+        results["train_flops_per_feature"] = flops
+        results["peak_tflops"] = peak
         print(json.dumps({name: figures}), flush=True)
+        if args.out:  # after every variant: a time limit that stops the run keeps what was measured
+            args.out.write_text(json.dumps(results, indent=1))
         del module
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -195,10 +200,6 @@ def main(argv: list[str] | None = None) -> int:
             dynamo.reset()  # compiled graphs of the previous variant's module
         except Exception:  # noqa: BLE001 - only a cleanup
             pass
-    results["train_flops_per_feature"] = flops
-    results["peak_tflops"] = peak
-    if args.out:
-        args.out.write_text(json.dumps(results, indent=1))
     return 0
 
 

@@ -156,8 +156,11 @@ def _side_by_side(args) -> int:
                              pipeline_batch_size=args.pipeline_batch_size, repeats=args.repeats,
                              model_only_seconds=args.model_only_seconds,
                              architecture_questions=args.architecture_questions)
-    command = "squad-qa " + " ".join(sys.argv[1:]) if sys.argv and "squad-qa" in sys.argv[0] else \
-        " ".join(sys.argv)
+    import shlex
+
+    # `python -m qa_common.cli` is the same command as squad-qa; quoted so it can be pasted into a shell.
+    command = "squad-qa " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("squad-qa", "cli.py")) \
+        else shlex.join(sys.argv)
     architectures = [spec for spec in (args.architecture or []) if spec]
     architectures += [spec.strip() for spec in args.architectures.split(";") if spec.strip()]
     result = run_side_by_side(args.model, args.data, settings=settings, options=inference_options(args),

@@ -48,10 +48,8 @@ def run_pipeline(model_dir: str, records: list[dict], *, batch_size: int = 64, l
 
     device = 0 if torch.cuda.is_available() else -1
     torch_dtype = getattr(torch, dtype) if device == 0 else torch.float32
-    try:
-        module = AutoModelForQuestionAnswering.from_pretrained(model_dir, dtype=torch_dtype)
-    except TypeError:  # transformers 4.x names it torch_dtype
-        module = AutoModelForQuestionAnswering.from_pretrained(model_dir, torch_dtype=torch_dtype)
+    # Cast after loading: the from_pretrained keyword (torch_dtype / dtype) differs between versions.
+    module = AutoModelForQuestionAnswering.from_pretrained(model_dir).to(torch_dtype).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir, use_fast=True)
     qa = pipeline("question-answering", model=module, tokenizer=tokenizer, device=device)
     options = {"max_seq_len": max_seq_len, "doc_stride": doc_stride, "max_question_len": max_question_len,
@@ -86,6 +84,8 @@ def run_pipeline(model_dir: str, records: list[dict], *, batch_size: int = 64, l
         "latency_p95_ms": percentile(0.95) if latencies else float("nan"),
         "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else float("nan"),
         "transformers": transformers.__version__,
+        "dtype": str(next(module.parameters()).dtype).replace("torch.", ""),
+        "attention": str(getattr(module.config, "_attn_implementation", "")),
         "batch_size": batch_size,
     }
 

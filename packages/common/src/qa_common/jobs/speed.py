@@ -310,7 +310,9 @@ def pipeline_path(model_dir: Path, examples: Sequence[SquadExample], settings: S
         path.notes["unavailable"] = result["unavailable"]
         return path
     path.answers = result.pop("answers")
-    path.notes["transformers"] = str(result.pop("transformers"))
+    for key in ("transformers", "dtype", "attention"):
+        if key in result:
+            path.notes[key] = str(result.pop(key))
     path.figures.update({key: float(value) for key, value in result.items() if isinstance(value, (int, float))})
     path.figures.update(_score(examples, path.answers, None))
     return path
