@@ -346,8 +346,12 @@ class ExtractiveQAModel(QAModel):
                     int(lengths[order[begin:begin + batch_size]].max())
             rows = batch_size
             if options.max_batch_tokens:
-                rows = max(1, options.max_batch_tokens // (-(-longest // options.pad_to_multiple)
-                                                            * options.pad_to_multiple))
+                # Under a static compile every batch is bucketed: full batches hold a power of two of windows.
+                every_static = options.compile and options.compile_dynamic is False
+                multiple = options.static_length_multiple if every_static else options.pad_to_multiple
+                rows = max(1, options.max_batch_tokens // (-(-longest // multiple) * multiple))
+                if every_static:
+                    rows = 2 ** int(math.log2(rows))
             indices = order[begin:begin + rows]
             if not options.sort_by_length and options.padding != "max_length":
                 longest = int(lengths[indices].max())
