@@ -18,7 +18,9 @@ figure is timed features / timed seconds (the device synchronised at both ends).
 - ``pure``: the weights themselves in bf16, no autocast (AdamW then updates bf16 weights: fast, but updates
   below bf16's resolution are lost; a speed figure, not a recommendation);
 - ``ckpt``: gradient checkpointing (memory for speed);
-- ``workers``: 4 dataloader workers (default 0).
+- ``workers``: 4 dataloader workers (default 0);
+- ``nomask``: full windows are passed without an attention mask and the model uses `qa_common.attention`'s SDPA,
+  which then needs no mask even when traced, so torch.compile keeps SDPA's flash kernel.
 
 A variant that fails is recorded with its error and the others still run.
 """
@@ -41,7 +43,8 @@ DEFAULT_VARIANTS = "trainer,trainer+compile,loop+fused,loop+fused+compile,loop+p
 class SyntheticWindows(torch.utils.data.Dataset):
     """``count`` full windows of random tokens with random answer positions (fixed by ``seed``)."""
 
-    def __init__(self, count: int, length: int, vocabulary: int, seed: int = 0):
+    def __init__(self, count: int, length: int, vocabulary: int, seed: int = 0, with_mask: bool = True):
+        self.with_mask = with_mask
         generator = torch.Generator().manual_seed(seed)
         self.input_ids = torch.randint(1000, vocabulary, (count, length), generator=generator)
         starts = torch.randint(1, length - 31, (count,), generator=generator)
@@ -53,8 +56,11 @@ class SyntheticWindows(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         ids = self.input_ids[index]
-        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "token_type_ids": torch.zeros_like(ids),
+        item = {"input_ids": ids, "token_type_ids": torch.zeros_like(ids),
                 "start_positions": self.start_positions[index], "end_positions": self.end_positions[index]}
+        if self.with_mask:
+            item["attention_mask"] = torch.ones_like(ids)
+        return item
 
 
 def _synchronise() -> None:
@@ -173,7 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         config = module.config
         flops = 3 * encoder_flops_per_sequence(config.hidden_size, config.num_hidden_layers,
                                                config.intermediate_size, args.sequence_length)
-        dataset = SyntheticWindows(args.batch_size * (args.warmup + args.steps), args.sequence_length, vocabulary)
+        dataset = SyntheticWindows(args.batch_size * (args.warmup + args.steps), args.sequence_length, vocabulary,
+                                   with_mask="nomask" not in parts)
+        if "nomask" in parts:
+            from qa_common.attention import use_unpadded_sdpa
+
+            use_unpadded_sdpa(module)
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
         try:

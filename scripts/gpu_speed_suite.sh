@@ -99,10 +99,12 @@ fi
 step side-by-side 200 "$PY" -m qa_common.cli benchmark "$BERT" "$DATA" --side-by-side "${SIDE[@]}" \
   --batch-size 64 --max-batch-tokens 32768 --cuda-graphs true "${PIPELINE[@]}" \
   --architecture "$LSTM" --architecture "$T5" --architecture "$MAMBA" --report-dir "$OUT" --commit "$SQUAD_QA_COMMIT"
-step train 90 "$PY" "${TRAIN[@]}" --variants "trainer,loop+fused,loop+pure+fused,trainer+ckpt" --out "$OUT/train.json"
+step train 90 "$PY" "${TRAIN[@]}" --variants "trainer,loop+fused,loop+fused+nomask,loop+pure+fused+nomask,trainer+ckpt" \
+  --out "$OUT/train.json"
 step sweep-eager 90 "$PY" "${SWEEP[@]}" --configs "eager,graphs,fp16,budget-8192,budget-16384,budget-131072"
 step sweep-compile 150 "$PY" "${SWEEP[@]}" --configs "compile,compile-mat"
-step train-compile 150 "$PY" "${TRAIN[@]}" --variants "loop+fused+compile,loop+pure+fused+compile,trainer+compile" \
+step train-compile 150 "$PY" "${TRAIN[@]}" \
+  --variants "loop+fused+compile+nomask,loop+pure+fused+compile+nomask,trainer+compile+nomask,loop+fused+compile" \
   --out "$OUT/train_compile.json"
 step sweep-static 150 "$PY" "${SWEEP[@]}" --configs "compile-mat-static,compile-ro"
 

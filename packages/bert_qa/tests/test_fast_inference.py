@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from qa_common.adapter import get_adapter
+from qa_common.attention import use_unpadded_sdpa
 from qa_common.data.readers import load_squad
 from qa_common.decoding.spans import top_window_spans, top_window_spans_torch
 from qa_common.extractive import REFERENCE_OPTIONS, InferenceOptions, TorchRunner
@@ -122,3 +123,20 @@ def test_compiled_runner_agrees_with_eager(model, examples) -> None:
         pytest.skip("torch.compile fell back to eager on this machine")
     np.testing.assert_allclose(found[0], eager[0], atol=1e-4)
     np.testing.assert_allclose(found[1], eager[1], atol=1e-4)
+
+
+def test_unpadded_sdpa_gives_the_same_logits_with_and_without_padding() -> None:
+    adapter = get_adapter("bert_qa")
+    module = adapter.build(adapter.config("tiny", SMALL)).module.eval()
+    ids = torch.randint(1000, 30000, (3, 40), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 30:] = 0
+    mask[2, 10:] = 0
+    with torch.no_grad():
+        padded, unpadded = module(input_ids=ids, attention_mask=mask), module(input_ids=ids)
+        assert use_unpadded_sdpa(module)
+        torch.testing.assert_close(module(input_ids=ids, attention_mask=mask).start_logits, padded.start_logits)
+        torch.testing.assert_close(module(input_ids=ids).end_logits, unpadded.end_logits)
+        # Traced (as under torch.compile), no mask is built for the unpadded batch and the result is the same.
+        traced = torch.compile(module, backend="eager")(input_ids=ids)
+        torch.testing.assert_close(traced.start_logits, unpadded.start_logits)

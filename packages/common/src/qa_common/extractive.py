@@ -205,8 +205,9 @@ class TorchRunner:
         device = next(self.module.parameters()).device
         mask = batch.get("attention_mask")
         inputs = {key: torch.as_tensor(value).to(device, non_blocking=True) for key, value in batch.items()}
-        if isinstance(mask, np.ndarray) and device.type == "cuda" and mask.all() and not self.cuda_graphs:
-            # Without padding, transformers can skip the mask and SDPA use its flash kernel.
+        if isinstance(mask, np.ndarray) and device.type == "cuda" and mask.all():
+            # Without padding, transformers can skip the mask and SDPA use its flash kernel (qa_common.attention
+            # makes that hold under torch.compile and CUDA graphs too).
             del inputs["attention_mask"]
         # A module fresh from build() or mid-training is in training mode: predictions must not use dropout.
         was_training = self.module.training
@@ -292,6 +293,11 @@ class ExtractiveQAModel(QAModel):
             else:
                 dtype = torch.bfloat16 if options.precision == "bf16" else torch.float16
         self.module.to(dtype).eval()
+        if cuda:
+            from qa_common.attention import use_unpadded_sdpa
+
+            applied["attention"] = "sdpa, no mask without padding" if use_unpadded_sdpa(self.module) else \
+                str(getattr(getattr(self.module, "config", None), "_attn_implementation", "module's own"))
         applied["precision"] = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
         self.runner = TorchRunner(self.module, autocast=False, compile=options.compile and cuda,
                                   compile_mode=options.compile_mode, compile_dynamic=options.compile_dynamic,
