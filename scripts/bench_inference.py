@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="end to end: windows per batch without a budget")
     parser.add_argument("--examples", type=int, default=0)
     parser.add_argument("--latency-questions", type=int, default=100)
-    parser.add_argument("--model-only-seconds", type=float, default=1.5)
+    parser.add_argument("--model-only-seconds", type=float, default=1.0)
     parser.add_argument("--peak-tflops", type=float, default=0.0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)

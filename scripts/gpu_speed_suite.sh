@@ -102,9 +102,9 @@ step side-by-side 200 "$PY" -m qa_common.cli benchmark "$BERT" "$DATA" --side-by
 step train 90 "$PY" "${TRAIN[@]}" --variants "trainer,loop+fused,loop+fused+nomask,loop+pure+fused+nomask,trainer+ckpt" \
   --out "$OUT/train.json"
 step sweep-eager 90 "$PY" "${SWEEP[@]}" --configs "eager,graphs,fp16,budget-8192,budget-16384,budget-131072"
-step sweep-compile 150 "$PY" "${SWEEP[@]}" --configs "compile,compile-mat"
+step sweep-compile 150 "$PY" "${SWEEP[@]}" --configs "compile-mat,compile"
 step train-compile 150 "$PY" "${TRAIN[@]}" \
-  --variants "loop+fused+compile+nomask,loop+pure+fused+compile+nomask,trainer+compile+nomask,loop+fused+compile" \
+  --variants "loop+pure+fused+compile+nomask,loop+fused+compile+nomask,trainer+compile+nomask,loop+fused+compile" \
   --out "$OUT/train_compile.json"
 step sweep-static 150 "$PY" "${SWEEP[@]}" --configs "compile-mat-static,compile-ro"
 

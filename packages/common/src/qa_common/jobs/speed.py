@@ -338,7 +338,7 @@ def architecture_path(spec: str, examples: Sequence[SquadExample], options, sett
     chosen = examples[: settings.architecture_questions]
     _reset_peak()
     figures, raw = end_to_end(lambda batch: model.predict(batch, batch_size=settings.batch_size), chosen,
-                              replace(settings, latency_questions=min(settings.latency_questions, 20)))
+                              replace(settings, latency_questions=min(settings.latency_questions, 8)))
     path.figures.update(figures)
     path.figures["peak_memory_mb"] = _peak_mb()
     path.figures["questions"] = float(len(chosen))
