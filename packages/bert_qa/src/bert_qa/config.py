@@ -66,6 +66,9 @@ PRESETS: dict[str, dict[str, object]] = {
     # 2:4 semi-structured sparsity (half the weights, in the layout sparse tensor cores run).
     "minilm-l6-smp-2of4": {"model_name": "minilm-l6", "pruning": "smp", "density": 0.5,
                            "sparsity_pattern": "2:4"},
+    # Random weights at bert-base's size with its uncased vocabulary (MiniLM's tokenizer), offline: for speed
+    # benchmarks where no pretrained bert-base is at hand (squad-qa benchmark bert_qa:random-bert-base ...).
+    "random-bert-base": {"model_name": "minilm-l6", "from_pretrained": False},
     # Random weights at a toy size with the bert-base-uncased vocabulary: seconds on a CPU.
     "tiny": {
         "model_name": "minilm-l6",

@@ -104,6 +104,12 @@ class QAModel(abc.ABC):
         logged by the training job with the size on disk. Default: none."""
         return {}
 
+    def configure_inference(self, options: Any) -> dict[str, str]:
+        """Prepare a loaded model for answering as ``options`` (`qa_common.extractive.InferenceOptions`) say;
+        returns what was applied. Extractive readers implement it; other readers keep their own inference path
+        and apply nothing (an empty dict)."""
+        return {}
+
     def to(self, device: str) -> QAModel:
         if self.module is not None:
             self.module.to(device)

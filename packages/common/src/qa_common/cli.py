@@ -75,7 +75,19 @@ def _settings(args, extra: list[str]) -> int:
     return 0
 
 
-def _load(model: str, runtime: str):
+def inference_options(args):
+    """The `InferenceOptions` of the evaluate/benchmark flags."""
+    from qa_common.config import coerce
+    from qa_common.extractive import InferenceOptions
+
+    return InferenceOptions(precision=args.precision, max_batch_tokens=args.max_batch_tokens,
+                            compile=coerce(args.compile, bool, "--compile"), compile_mode=args.compile_mode,
+                            compile_dynamic=None if args.compile_dynamic == "auto" else
+                            coerce(args.compile_dynamic, bool, "--compile-dynamic"),
+                            cuda_graphs=coerce(args.cuda_graphs, bool, "--cuda-graphs"))
+
+
+def _load(model: str, runtime: str, options=None):
     from qa_common.adapter import load_model
     from qa_common.tracking.models import resolve_model_directory
     from qa_common.tracking.runs import configure_tracking
@@ -87,6 +99,8 @@ def _load(model: str, runtime: str):
         import torch
 
         loaded.to("cuda" if torch.cuda.is_available() else "cpu")
+    if options is not None:
+        loaded.configure_inference(options)
     return loaded, info, directory, run_id
 
 
@@ -97,7 +111,7 @@ def _evaluate(args, extra: list[str]) -> int:
     if extra:
         raise UsageError(f"unexpected arguments {extra}")
     examples = load_squad(args.data, skip_invalid=args.skip_invalid).examples
-    model, info, _, _ = _load(args.model, args.runtime)
+    model, info, _, _ = _load(args.model, args.runtime, inference_options(args))
     threshold = info.no_answer_threshold if args.no_answer_threshold is None else args.no_answer_threshold
     result = evaluate(model, examples, threshold, batch_size=args.batch_size, progress=True)
     if args.predictions_out:
@@ -113,16 +127,49 @@ def _benchmark(args, extra: list[str]) -> int:
 
     if extra:
         raise UsageError(f"unexpected arguments {extra}")
-    examples = load_squad(args.data).examples[: args.examples]
+    from qa_common.config import coerce
+
+    if coerce(args.side_by_side, bool, "--side-by-side"):
+        return _side_by_side(args)
+    examples = load_squad(args.data).examples[: args.examples or None]
     figures_by_runtime = {}
     for runtime in args.runtime.split(","):
-        model, _, directory, run_id = _load(args.model, runtime)
+        model, _, directory, run_id = _load(args.model, runtime, inference_options(args))
         figures = benchmark_model(model, examples, batch_size=args.batch_size)
         figures["model_size_bytes"] = directory_size_bytes(directory)
         figures_by_runtime[runtime] = figures
         if run_id and args.log_to_run:
             log_metrics_to_run(run_id, {f"bench_{runtime}_{k}": v for k, v in figures.items()})
     print(json.dumps(figures_by_runtime, indent=2))
+    return 0
+
+
+def _side_by_side(args) -> int:
+    from qa_common.jobs.speed import SpeedSettings, git_commit, run_side_by_side
+
+    sizes = tuple(int(size) for size in args.model_only_batch_sizes.split(",") if size.strip())
+    settings = SpeedSettings(batch_size=args.batch_size, model_only_batch_sizes=sizes,
+                             sequence_length=args.sequence_length, latency_questions=args.latency_questions,
+                             peak_tflops=args.peak_tflops or None, pipeline=args.pipeline,
+                             pipeline_python=args.pipeline_python or None,
+                             pipeline_pythonpath=args.pipeline_pythonpath or None,
+                             pipeline_batch_size=args.pipeline_batch_size, repeats=args.repeats,
+                             model_only_seconds=args.model_only_seconds,
+                             architecture_questions=args.architecture_questions)
+    import shlex
+
+    # `python -m qa_common.cli` is the same command as squad-qa; quoted so it can be pasted into a shell.
+    command = "squad-qa " + shlex.join(sys.argv[1:]) if sys.argv and sys.argv[0].endswith(("squad-qa", "cli.py")) \
+        else shlex.join(sys.argv)
+    architectures = [spec for spec in (args.architecture or []) if spec]
+    architectures += [spec.strip() for spec in args.architectures.split(";") if spec.strip()]
+    result = run_side_by_side(args.model, args.data, settings=settings, options=inference_options(args),
+                              report_dir=Path(args.report_dir), commit=args.commit or git_commit(),
+                              command=command, architectures=architectures, max_examples=args.examples,
+                              experiment=args.experiment or None)
+    print((Path(args.report_dir) / "speed.md").read_text())
+    if "mlflow_run_id" in result:
+        print(f"MLflow run {result['mlflow_run_id']}")
     return 0
 
 
@@ -164,6 +211,20 @@ def _promote(args, extra: list[str]) -> int:
     return 0
 
 
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """The speed options of extractive readers (`qa_common.extractive.InferenceOptions`)."""
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="weights on a GPU (auto: bf16 where supported); a CPU keeps fp32")
+    parser.add_argument("--max-batch-tokens", type=int, default=0,
+                        help="windows per batch by padded tokens (0: --batch-size windows)")
+    parser.add_argument("--compile", default="false", help="torch.compile the model on a GPU (true/false)")
+    parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
+    parser.add_argument("--compile-dynamic", default="false",
+                        help="false: one graph per bucketed shape; auto: dynamo's dynamic shapes after a recompile")
+    parser.add_argument("--cuda-graphs", default="false",
+                        help="replay CUDA graphs for small batches on a GPU (true/false)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="squad-qa", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -189,15 +250,41 @@ def build_parser() -> argparse.ArgumentParser:
                           help="override the calibrated threshold stored with the model")
     evaluate.add_argument("--predictions-out", default=None)
     evaluate.add_argument("--skip-invalid", action="store_true")
+    add_inference_arguments(evaluate)
     evaluate.set_defaults(handler=_evaluate)
 
     benchmark = commands.add_parser("benchmark", help="speed and size figures of a saved or logged model")
     benchmark.add_argument("model")
     benchmark.add_argument("data")
     benchmark.add_argument("--runtime", default="torch", help="comma-separated: torch,onnx")
-    benchmark.add_argument("--examples", type=int, default=200)
+    benchmark.add_argument("--examples", type=int, default=200, help="the first N questions (0: all)")
     benchmark.add_argument("--batch-size", type=int, default=32)
     benchmark.add_argument("--log-to-run", action=argparse.BooleanOptionalAction, default=True)
+    add_inference_arguments(benchmark)
+    side = benchmark.add_argument_group(
+        "side by side", "--side-by-side: ours vs the plain model at fixed padding vs transformers' QA pipeline "
+        "(qa_common.jobs.speed); MODEL may also be ADAPTER:PRESET[:JSON overrides], e.g. bert_qa:random-bert-base")
+    side.add_argument("--side-by-side", nargs="?", const="true", default="false",
+                      help="true: the side-by-side comparison instead of the per-runtime figures")
+    side.add_argument("--report-dir", default="outputs/speed", help="speed.json and speed.md go here")
+    side.add_argument("--model-only-batch-sizes", default="1,32,256")
+    side.add_argument("--sequence-length", type=int, default=384)
+    side.add_argument("--model-only-seconds", type=float, default=2.0)
+    side.add_argument("--repeats", type=int, default=3)
+    side.add_argument("--latency-questions", type=int, default=100)
+    side.add_argument("--peak-tflops", type=float, default=0.0,
+                      help="bf16 dense peak of the GPU (0: from its name, e.g. H100/H200 989)")
+    side.add_argument("--pipeline", default="auto", choices=["auto", "off"])
+    side.add_argument("--pipeline-python", default="", help="a Python whose transformers has the QA pipeline")
+    side.add_argument("--pipeline-pythonpath", default="",
+                      help="a directory with such a transformers (pip install --target DIR 'transformers<5.3')")
+    side.add_argument("--pipeline-batch-size", type=int, default=64)
+    side.add_argument("--architecture", action="append", default=[],
+                      help="ADAPTER:PRESET[:JSON] of another architecture to time end to end (repeatable)")
+    side.add_argument("--architectures", default="", help="the same, several separated by ';'")
+    side.add_argument("--architecture-questions", type=int, default=200)
+    side.add_argument("--commit", default="", help="the commit to name in the report (default: git rev-parse)")
+    side.add_argument("--experiment", default="squad-qa-speed", help="MLflow experiment ('' : do not log)")
     benchmark.set_defaults(handler=_benchmark)
 
     compare = commands.add_parser("compare", help="leaderboard and accuracy-vs-cost plots of an experiment's runs")

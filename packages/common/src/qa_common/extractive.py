@@ -2,25 +2,74 @@
 
 An architecture subclasses ``ExtractiveQAModel`` with its module, tokenizer and config; this class turns
 examples into windows, batches them by length (padding is not paid for), runs the model on PyTorch or ONNX
-Runtime, and decodes spans with the shared decoder.
+Runtime, and decodes spans with the shared decoder. `InferenceOptions` choose the fast path (bf16 weights,
+token-budget batches, span selection on the model's device, torch.compile, CUDA graphs) or the reference one.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from qa_common.adapter import QAModel, RawPrediction
 from qa_common.data.examples import SquadExample
-from qa_common.data.windows import ExtractiveFeatures, make_windows
-from qa_common.decoding.spans import decode_spans, pad_offsets
+from qa_common.data.windows import NOT_CONTEXT, ExtractiveFeatures, make_windows
+from qa_common.decoding.spans import WindowSpans, merge_window_spans, top_window_spans, top_window_spans_torch
 
-DECODE_CHUNK_FEATURES = 512
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How an extractive reader answers questions (predict, evaluate, serving, benchmark).
+
+    - ``precision``: the weights' dtype on a GPU: "auto" is bf16 where the GPU has it (else fp16), "fp32" keeps
+      fp32 (no autocast). On a CPU the weights stay fp32 whatever is asked (bf16 matmuls are slow there).
+      A model never configured runs as before: fp32 weights under bf16 autocast on CUDA.
+    - ``max_batch_tokens``: a batch holds as many windows as fit this many padded tokens (0: ``batch_size``
+      windows per batch, as the caller asks).
+    - ``sort_by_length``: windows are batched longest first, so each batch pads only to its own longest window;
+      ``padding`` "max_length" pads every batch to the config's max_length instead (the plain baseline).
+    - ``pad_to_multiple``: a batch's length is rounded up to this (tensor-core friendly shapes).
+    - ``decode``: "device" selects each window's n-best spans with torch on the model's device and moves only
+      those to the CPU; "reference" moves all logits and selects with numpy (`top_window_spans`).
+    - ``compile``/``compile_mode``: torch.compile the module (static shapes; ``static_length_multiple`` buckets
+      the lengths so few graphs are compiled); ``compile_dynamic`` None lets dynamo make shapes dynamic after a
+      recompile (one graph for all lengths: far less compile time, maybe slower kernels).
+    - ``cuda_graphs``: replay a captured CUDA graph per batch shape for batches of at most
+      ``cuda_graph_max_batch`` windows (batch-1 latency). Compile and graphs apply only on CUDA.
+    """
+
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    max_batch_tokens: int = 0
+    sort_by_length: bool = True
+    padding: Literal["longest", "max_length"] = "longest"
+    pad_to_multiple: int = 8
+    decode: Literal["device", "reference"] = "device"
+    compile: bool = False
+    compile_mode: str = "max-autotune-no-cudagraphs"
+    compile_dynamic: bool | None = False
+    cuda_graphs: bool = False
+    cuda_graph_max_batch: int = 8
+    static_length_multiple: int = 32
+
+    @property
+    def static_shapes(self) -> bool:
+        """Whether some batches get bucketed shapes: all under a static compile, small ones under CUDA graphs."""
+        return self.cuda_graphs or (self.compile and self.compile_dynamic is False)
+
+    def static_batch(self, rows: int) -> bool:
+        """Whether a batch of ``rows`` windows runs at a bucketed (static) shape."""
+        return (self.compile and self.compile_dynamic is False) or (self.cuda_graphs
+                                                                     and rows <= self.cuda_graph_max_batch)
+
+
+REFERENCE_OPTIONS = InferenceOptions(precision="fp32", decode="reference", pad_to_multiple=1)
 
 
 @dataclass
@@ -89,24 +138,101 @@ class PaddingCollator:
 
 
 class TorchRunner:
-    """Start/end logits from a PyTorch module; bf16 autocast on CUDA."""
+    """Start/end logits from a PyTorch module: bf16 autocast on CUDA for fp32 weights, none for bf16/fp16 ones.
 
-    def __init__(self, module: torch.nn.Module):
+    With ``compile`` the module runs through torch.compile (static shapes); with ``cuda_graphs`` small batches
+    replay a CUDA graph captured for their shape. A failure to compile or capture falls back to eager, once,
+    with a note on stderr.
+    """
+
+    def __init__(self, module: torch.nn.Module, *, autocast: bool = True, compile: bool = False,
+                 compile_mode: str = "max-autotune-no-cudagraphs", compile_dynamic: bool | None = False,
+                 cuda_graphs: bool = False, cuda_graph_max_batch: int = 8):
         self.module = module
+        self.autocast = autocast
+        self.compiled = None
+        if compile:
+            import torch._dynamo
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            # One graph per (batch, length) bucket: more than dynamo's default of 8.
+            for name in ("recompile_limit", "cache_size_limit"):
+                if hasattr(torch._dynamo.config, name):
+                    setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 128))
+            self.compiled = torch.compile(module, mode=compile_mode or None, dynamic=compile_dynamic)
+        self.cuda_graphs = cuda_graphs
+        self.cuda_graph_max_batch = cuda_graph_max_batch
+        self._graphs: dict[tuple, tuple] = {}
+        self._graph_pool = None
+
+    def _forward(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        module = self.compiled if self.compiled is not None else self.module
+        try:
+            output = module(**inputs)
+        except Exception as error:  # noqa: BLE001 - an inductor or capture failure must not stop answering
+            if module is self.module:
+                raise
+            print(f"torch.compile failed ({type(error).__name__}: {str(error)[:200]}); running eager",
+                  file=sys.stderr)
+            self.compiled = None
+            output = self.module(**inputs)
+        return output.start_logits, output.end_logits
+
+    def _graphed(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        key = tuple((name, tuple(value.shape)) for name, value in sorted(inputs.items()))
+        if key not in self._graphs:
+            static = {name: value.clone() for name, value in inputs.items()}
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):  # warm-up outside the capture, as torch.cuda.graph asks
+                for _ in range(2):
+                    self._forward(static)
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self._graph_pool):
+                outputs = self._forward(static)
+            self._graph_pool = graph.pool()
+            self._graphs[key] = (graph, static, outputs)
+        graph, static, outputs = self._graphs[key]
+        for name, value in inputs.items():
+            static[name].copy_(value)
+        graph.replay()
+        # The outputs are the graph's own buffers: read (decoded) on this stream before the next replay.
+        return outputs
+
+    def logits_tensors(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) start and end logits, left on the module's device in its dtype; ``batch`` holds numpy arrays
+        or tensors (already on the device: not copied)."""
         device = next(self.module.parameters()).device
-        inputs = {key: torch.from_numpy(value).to(device, non_blocking=True) for key, value in batch.items()}
+        mask = batch.get("attention_mask")
+        inputs = {key: torch.as_tensor(value).to(device, non_blocking=True) for key, value in batch.items()}
+        if isinstance(mask, np.ndarray) and device.type == "cuda" and mask.all():
+            # Without padding, transformers can skip the mask and SDPA use its flash kernel (qa_common.attention
+            # makes that hold under torch.compile and CUDA graphs too).
+            del inputs["attention_mask"]
         # A module fresh from build() or mid-training is in training mode: predictions must not use dropout.
         was_training = self.module.training
         self.module.eval()
+        floating = next(self.module.parameters()).dtype
         try:
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
-                                                        enabled=device.type == "cuda"):
-                output = self.module(**inputs)
+                                                        enabled=device.type == "cuda" and self.autocast
+                                                        and floating == torch.float32):
+                use_graph = (self.cuda_graphs and device.type == "cuda"
+                             and batch["input_ids"].shape[0] <= self.cuda_graph_max_batch)
+                if use_graph:
+                    try:
+                        return self._graphed(inputs)
+                    except Exception as error:  # noqa: BLE001 - fall back to eager rather than fail a request
+                        print(f"CUDA graph capture failed ({type(error).__name__}: {str(error)[:200]}); "
+                              "running without graphs", file=sys.stderr)
+                        self.cuda_graphs = False
+                return self._forward(inputs)
         finally:
             self.module.train(was_training)
-        return output.start_logits.float().cpu().numpy(), output.end_logits.float().cpu().numpy()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        start, end = self.logits_tensors(batch)
+        return start.float().cpu().numpy(), end.float().cpu().numpy()
 
 
 class OnnxRunner:
@@ -126,6 +252,10 @@ class OnnxRunner:
         start, end = self.session.run(["start_logits", "end_logits"], {k: batch[k] for k in self.input_names})
         return start, end
 
+    def logits_tensors(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = self(batch)
+        return torch.from_numpy(start), torch.from_numpy(end)
+
 
 class ExtractiveQAModel(QAModel):
     """A span-extraction reader: subclasses set ``module``, ``tokenizer``, ``config`` and ``input_names``."""
@@ -141,6 +271,42 @@ class ExtractiveQAModel(QAModel):
         self.tokenizer = tokenizer
         self.config = config
         self.runner = runner if runner is not None else TorchRunner(module)
+        self.inference = InferenceOptions()
+
+    def configure_inference(self, options: InferenceOptions) -> dict[str, str]:
+        """Prepare this model for answering as ``options`` say: cast the weights (on a GPU), compile, capture.
+
+        For a model loaded to answer questions (evaluate, serve, benchmark): it changes the module in place, so a
+        model still to be trained or saved keeps the defaults. Call after moving the model to its device.
+        Returns what was applied (precision, compile, CUDA graphs), for logs and reports.
+        """
+        applied = {"precision": "onnxruntime" if self.module is None else "fp32"}
+        cuda = self.module is not None and next(self.module.parameters()).device.type == "cuda"
+        # Compile and CUDA graphs (and the static shapes they want) are for GPUs only.
+        self.inference = options if cuda else replace(options, compile=False, cuda_graphs=False)
+        if self.module is None or not isinstance(self.runner, TorchRunner):
+            return applied
+        dtype = torch.float32
+        if cuda and options.precision != "fp32":
+            if options.precision == "auto":
+                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            else:
+                dtype = torch.bfloat16 if options.precision == "bf16" else torch.float16
+        self.module.to(dtype).eval()
+        if cuda:
+            from qa_common.attention import use_unpadded_sdpa
+
+            applied["attention"] = "sdpa, no mask without padding" if use_unpadded_sdpa(self.module) else \
+                str(getattr(getattr(self.module, "config", None), "_attn_implementation", "module's own"))
+        applied["precision"] = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+        self.runner = TorchRunner(self.module, autocast=False, compile=options.compile and cuda,
+                                  compile_mode=options.compile_mode, compile_dynamic=options.compile_dynamic,
+                                  cuda_graphs=options.cuda_graphs and cuda,
+                                  cuda_graph_max_batch=options.cuda_graph_max_batch)
+        applied["compile"] = options.compile_mode if options.compile and cuda else "off"
+        applied["cuda_graphs"] = f"batches of <= {options.cuda_graph_max_batch}" if options.cuda_graphs and cuda \
+            else "off"
+        return applied
 
     @property
     def settings(self) -> ExtractiveSettings:
@@ -164,77 +330,155 @@ class ExtractiveQAModel(QAModel):
     def data_collator(self) -> PaddingCollator:
         return PaddingCollator(self.tokenizer.pad_token_id)
 
+    def batch_plan(self, lengths: np.ndarray, batch_size: int,
+                   options: InferenceOptions | None = None) -> list[tuple[np.ndarray, int, int]]:
+        """(window indices, padded length, padded rows) of every batch, as ``options`` batch them.
+
+        Sorted longest first, a batch pads to its first window's length rounded up to ``pad_to_multiple`` and
+        holds ``batch_size`` windows, or as many as fit ``max_batch_tokens`` padded tokens. A batch that runs at a
+        static shape (`InferenceOptions.static_batch`) pads to a multiple of ``static_length_multiple`` instead,
+        its rows rounded up to a power of two with filler rows.
+        """
+        options = options or self.inference
+        lengths = np.asarray(lengths, dtype=np.int64)
+        order = np.argsort(-lengths, kind="stable") if options.sort_by_length else np.arange(len(lengths))
+        plan = []
+        begin = 0
+        while begin < len(order):
+            if options.padding == "max_length":
+                longest = max(int(self.config.max_length), int(lengths[order[begin:begin + batch_size]].max()))
+            else:
+                longest = int(lengths[order[begin]]) if options.sort_by_length else \
+                    int(lengths[order[begin:begin + batch_size]].max())
+            rows = batch_size
+            if options.max_batch_tokens:
+                # Under a static compile every batch is bucketed: full batches hold a power of two of windows.
+                every_static = options.compile and options.compile_dynamic is False
+                multiple = options.static_length_multiple if every_static else options.pad_to_multiple
+                rows = max(1, options.max_batch_tokens // (-(-longest // multiple) * multiple))
+                if every_static:
+                    rows = 2 ** int(math.log2(rows))
+            indices = order[begin:begin + rows]
+            if not options.sort_by_length and options.padding != "max_length":
+                longest = int(lengths[indices].max())
+            static = options.static_batch(len(indices))
+            multiple = max(1, options.static_length_multiple if static else options.pad_to_multiple)
+            padded = -(-longest // multiple) * multiple
+            padded_rows = 2 ** math.ceil(math.log2(len(indices))) if static else len(indices)
+            plan.append((indices, padded, padded_rows))
+            begin += rows
+        return plan
+
+    def pack(self, features: ExtractiveFeatures, indices: np.ndarray, length: int,
+             rows: int | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The model inputs of windows ``indices`` padded to ``length`` tokens (and ``rows`` rows), and their
+        (rows, length) context mask. Extra inputs (their own axis) pad to their own longest."""
+        rows = rows or len(indices)
+        pad = self.tokenizer.pad_token_id
+        input_ids = np.full((rows, length), pad if pad is not None else 0, dtype=np.int64)
+        token_types = np.zeros((rows, length), dtype=np.int64)
+        is_context = np.zeros((rows, length), dtype=bool)
+        window_lengths = np.zeros(rows, dtype=np.int64)
+        for row, index in enumerate(indices):
+            ids = features.input_ids[index]
+            input_ids[row, : len(ids)] = ids
+            window_lengths[row] = len(ids)
+            if features.token_type_ids is not None:
+                token_types[row, : len(ids)] = features.token_type_ids[index]
+            offsets = features.offsets[index]
+            is_context[row, : len(offsets)] = offsets[:, 0] != NOT_CONTEXT
+        window_lengths[len(indices):] = 1  # rows that only fill a static shape: one real token, never decoded
+        batch = {"input_ids": input_ids,
+                 "attention_mask": (np.arange(length)[None, :] < window_lengths[:, None]).astype(np.int64)}
+        if "token_type_ids" in self.input_names and features.token_type_ids is not None:
+            batch["token_type_ids"] = token_types
+        elif "token_type_ids" in self.input_names:
+            batch["token_type_ids"] = np.zeros_like(input_ids)
+        for name, values in features.extra_inputs.items():
+            if name in self.input_names:
+                chosen = [values[int(i)] for i in indices] + [[0]] * (rows - len(indices))
+                width = max(1, max(len(value) for value in chosen))
+                extra = np.zeros((rows, width), dtype=np.int64)
+                for row, value in enumerate(chosen):
+                    extra[row, : len(value)] = value
+                batch[name] = extra
+        return batch, is_context
+
     def _batches(self, features: ExtractiveFeatures, batch_size: int) -> Iterator[tuple[np.ndarray, dict]]:
         """Batches of windows of similar length (sorted by length), with the feature indices they hold."""
-        dataset = FeatureDataset(features, self.input_names)
-        order = np.argsort(features.lengths(), kind="stable")
-        for begin in range(0, len(order), batch_size):
-            indices = order[begin : begin + batch_size]
-            yield indices, pad_batch([dataset[int(i)] for i in indices], self.tokenizer.pad_token_id)
+        for indices, length, _ in self.batch_plan(features.lengths(), batch_size,
+                                                  replace(self.inference, max_batch_tokens=0, compile=False,
+                                                          cuda_graphs=False)):
+            yield indices, self.pack(features, indices, length)[0]
 
     def logits(self, features: ExtractiveFeatures, batch_size: int, progress: bool = False):
         """(F, L) start and end logits for every window, padded with -inf to the longest window."""
         length = int(features.lengths().max())
         start = np.full((len(features), length), -np.inf, dtype=np.float32)
         end = np.full((len(features), length), -np.inf, dtype=np.float32)
-        batches = self._batches(features, batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, total=-(-len(features) // batch_size), desc="predict", unit="batch")
-        for indices, batch in batches:
+        for indices, batch in self._batches(features, batch_size):
             batch_start, batch_end = self.runner(batch)
-            width = batch_start.shape[1]
-            start[indices, :width] = batch_start
-            end[indices, :width] = batch_end
+            width = min(batch_start.shape[1], length)
+            start[indices, :width] = batch_start[:, :width]
+            end[indices, :width] = batch_end[:, :width]
         # Positions past a window's own length are batch padding: not tokens of that window.
         padding = np.arange(length)[None, :] >= features.lengths()[:, None]
         start[padding] = -np.inf
         end[padding] = -np.inf
         return start, end
 
+    def window_spans(self, features: ExtractiveFeatures, batch_size: int, progress: bool = False,
+                     options: InferenceOptions | None = None) -> WindowSpans:
+        """Every window's n-best spans and null score: batched, run and selected as ``options`` say."""
+        options = options or self.inference
+        s = self.settings
+        keep = s.n_best
+        spans = WindowSpans(np.zeros((len(features), keep), np.int64), np.zeros((len(features), keep), np.int64),
+                            np.full((len(features), keep), -np.inf, np.float32),
+                            np.zeros((len(features), keep), np.float32), np.zeros(len(features), np.float32))
+        plan = self.batch_plan(features.lengths(), batch_size, options)
+        if progress:
+            from tqdm.auto import tqdm
+
+            plan = tqdm(plan, desc="predict", unit="batch")
+        for indices, length, rows in plan:
+            batch, is_context = self.pack(features, indices, length, rows)
+            if options.decode == "device":
+                start, end = self.runner.logits_tensors(batch)
+                found = top_window_spans_torch(start, end, torch.from_numpy(is_context),
+                                               torch.from_numpy(batch["attention_mask"]),
+                                               n_best=keep, max_answer_length=s.max_answer_length)
+            else:
+                start, end = self.runner(batch)
+                found = top_window_spans(start, end, is_context, batch["attention_mask"],
+                                         n_best=keep, max_answer_length=s.max_answer_length)
+            count, width = len(indices), found.score.shape[1]
+            spans.start_token[indices, :width] = found.start_token[:count]
+            spans.end_token[indices, :width] = found.end_token[:count]
+            spans.score[indices, :width] = found.score[:count]
+            spans.probability[indices, :width] = found.probability[:count]
+            spans.null_score[indices] = found.null_score[:count]
+        return spans
+
     def predict(
-        self, examples: Sequence[SquadExample], *, batch_size: int = 32, progress: bool = False
+        self, examples: Sequence[SquadExample], *, batch_size: int = 32, progress: bool = False,
+        options: InferenceOptions | None = None,
     ) -> dict[str, RawPrediction]:
         if not examples:
             return {}
         features = self.windows(examples, with_labels=False)
-        start, end = self.logits(features, batch_size, progress)
-        attention = np.isfinite(start)
-        start = np.where(attention, start, -1e4)
-        end = np.where(attention, end, -1e4)
-        offsets = pad_offsets(features.offsets, start.shape[1])
-        contexts = [example.context for example in examples]
+        spans = self.window_spans(features, batch_size, progress, options)
+        decodings = merge_window_spans(spans, features.offsets, features.example_index,
+                                       [example.context for example in examples], n_best=self.settings.n_best)
         predictions: dict[str, RawPrediction] = {}
-        # Decode in chunks of whole examples to bound the (F, L, K) score array.
-        boundaries = np.flatnonzero(np.diff(features.example_index)) + 1
-        chunk_starts = [0]
-        for boundary in boundaries:
-            if boundary - chunk_starts[-1] >= DECODE_CHUNK_FEATURES:
-                chunk_starts.append(int(boundary))
-        chunk_starts.append(len(features))
-        s = self.settings
-        for begin, stop in zip(chunk_starts[:-1], chunk_starts[1:], strict=True):
-            first_example = int(features.example_index[begin])
-            decodings = decode_spans(
-                start[begin:stop],
-                end[begin:stop],
-                offsets[begin:stop],
-                attention[begin:stop],
-                features.example_index[begin:stop] - first_example,
-                contexts[first_example : int(features.example_index[stop - 1]) + 1],
-                n_best=s.n_best,
-                max_answer_length=s.max_answer_length,
+        for example, decoding in zip(examples, decodings, strict=True):
+            best = decoding.best
+            predictions[example.id] = RawPrediction(
+                text=best.text if best else "",
+                no_answer_probability=decoding.no_answer_probability,
+                score=best.probability if best else 0.0,
+                n_best=tuple((c.text, c.probability) for c in decoding.candidates[1:]),
             )
-            for offset, decoding in enumerate(decodings):
-                example = examples[first_example + offset]
-                best = decoding.best
-                predictions[example.id] = RawPrediction(
-                    text=best.text if best else "",
-                    no_answer_probability=decoding.no_answer_probability,
-                    score=best.probability if best else 0.0,
-                    n_best=tuple((c.text, c.probability) for c in decoding.candidates[1:]),
-                )
         return predictions
 
     def model_only_inputs(self, batch_size: int, sequence_length: int) -> dict[str, np.ndarray]:

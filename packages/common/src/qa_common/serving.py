@@ -169,10 +169,15 @@ class QAService:
 
     @classmethod
     def from_directory(cls, directory: Path, *, runtime: str = "torch", device: str | None = None,
-                       limits: ServingLimits = ServingLimits()) -> QAService:
+                       limits: ServingLimits = ServingLimits(), inference: Any = None) -> QAService:
+        """Load a saved model; ``inference`` (`qa_common.extractive.InferenceOptions`, default: its defaults,
+        bf16 weights on a GPU) says how it answers."""
+        from qa_common.extractive import InferenceOptions
+
         model, info = load_model(Path(directory), runtime=runtime)
         if device:
             model.to(device)
+        model.configure_inference(inference if inference is not None else InferenceOptions())
         return cls(model, info.no_answer_threshold, limits=limits)
 
     def answer(self, data: Any) -> list[dict[str, Any]]:

@@ -57,6 +57,174 @@ def _log_softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return masked - top - np.log(np.exp(masked - top).sum(axis=-1, keepdims=True))
 
 
+@dataclass(frozen=True)
+class WindowSpans:
+    """The best spans of every window, as token positions: the first stage of decoding.
+
+    Row ``f`` holds window ``f``'s ``k`` best (start, end) token pairs by score, best first; a row with fewer
+    valid spans is filled with score -inf. ``probability`` is softmax(start)[start] x softmax(end)[end] over the
+    window's real tokens; ``null_score`` the window's null (no-answer) score.
+    """
+
+    start_token: np.ndarray  # (F, k) int64
+    end_token: np.ndarray  # (F, k) int64
+    score: np.ndarray  # (F, k) float32
+    probability: np.ndarray  # (F, k) float32
+    null_score: np.ndarray  # (F,) float32
+
+
+def top_window_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    is_context: np.ndarray,
+    attention_mask: np.ndarray,
+    *,
+    n_best: int = 20,
+    max_answer_length: int = 30,
+    null_index: int = 0,
+) -> WindowSpans:
+    """The ``n_best`` spans of every window with numpy: the reference of `top_window_spans_torch`.
+
+    Args:
+        start_logits, end_logits: (F, L) float arrays, one row per window, padded to a common length L.
+        is_context: (F, L) bool array, True for context tokens (the only tokens a span may start or end on).
+        attention_mask: (F, L) array, 1 for real tokens; probabilities are softmaxes over real tokens.
+        n_best: how many spans to keep per window.
+        max_answer_length: the longest span in tokens.
+        null_index: the token position whose start+end logits are the null (no-answer) score.
+    """
+    start_logits = np.asarray(start_logits, dtype=np.float32)
+    end_logits = np.asarray(end_logits, dtype=np.float32)
+    num_features, length = start_logits.shape
+    span_lengths = min(max_answer_length, length)
+    is_context = np.asarray(is_context, dtype=bool)
+    real = np.asarray(attention_mask, dtype=bool)
+
+    start_index = np.arange(length)[:, None]  # (L, 1)
+    end_index = start_index + np.arange(span_lengths)[None, :]  # (L, K)
+    in_range = end_index < length
+    end_index = np.minimum(end_index, length - 1)
+    # (F, L, K) scores of every span starting at i of length k+1; invalid spans are -inf.
+    scores = start_logits[:, :, None] + end_logits[:, end_index]
+    valid = in_range[None] & is_context[:, :, None] & is_context[:, end_index]
+    scores = np.where(valid, scores, -np.inf)
+
+    start_log_probs = _log_softmax(start_logits, real)
+    end_log_probs = _log_softmax(end_logits, real)
+    null_scores = start_logits[:, null_index] + end_logits[:, null_index]
+
+    keep = min(n_best, length * span_lengths)
+    flat = scores.reshape(num_features, -1)
+    top = np.argpartition(-flat, keep - 1, axis=1)[:, :keep] if keep < flat.shape[1] else np.tile(
+        np.arange(flat.shape[1]), (num_features, 1)
+    )
+    top_scores = np.take_along_axis(flat, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top, top_scores = np.take_along_axis(top, order, axis=1), np.take_along_axis(top_scores, order, axis=1)
+    start_token, width = np.divmod(top, span_lengths)
+    end_token = np.minimum(start_token + width, length - 1)  # past the end only for -inf (invalid) spans
+    probability = np.exp(np.take_along_axis(start_log_probs, start_token, axis=1)
+                         + np.take_along_axis(end_log_probs, end_token, axis=1))
+    return WindowSpans(start_token.astype(np.int64), end_token.astype(np.int64), top_scores.astype(np.float32),
+                       probability.astype(np.float32), null_scores.astype(np.float32))
+
+
+def top_window_spans_torch(
+    start_logits,
+    end_logits,
+    is_context,
+    attention_mask,
+    *,
+    n_best: int = 20,
+    max_answer_length: int = 30,
+    null_index: int = 0,
+) -> WindowSpans:
+    """`top_window_spans` with torch tensors on the logits' device (a GPU): only (F, n_best) arrays leave it.
+
+    The same arithmetic in float32 (scores are start + end logits, as in the reference), ``topk`` instead of
+    ``argpartition``; tests hold both to the same spans and null scores on real windows.
+    """
+    import torch
+
+    start = start_logits.float()
+    end = end_logits.float()
+    num_features, length = start.shape
+    device = start.device
+    span_lengths = min(max_answer_length, length)
+    is_context = is_context.to(device=device, dtype=torch.bool)
+    real = attention_mask.to(device=device, dtype=torch.bool)
+    start_index = torch.arange(length, device=device)[:, None]
+    end_index = start_index + torch.arange(span_lengths, device=device)[None, :]
+    in_range = end_index < length
+    end_index = end_index.clamp(max=length - 1)
+    scores = start[:, :, None] + end[:, end_index]
+    valid = in_range[None] & is_context[:, :, None] & is_context[:, end_index]
+    scores = scores.masked_fill(~valid, float("-inf"))
+    keep = min(n_best, length * span_lengths)
+    top_scores, top = scores.reshape(num_features, -1).topk(keep, dim=1, sorted=True)
+    start_token = torch.div(top, span_lengths, rounding_mode="floor")
+    end_token = (start_token + top % span_lengths).clamp(max=length - 1)  # past the end only for -inf spans
+    start_log_probs = start.masked_fill(~real, float("-inf")).log_softmax(dim=-1)
+    end_log_probs = end.masked_fill(~real, float("-inf")).log_softmax(dim=-1)
+    probability = (start_log_probs.gather(1, start_token) + end_log_probs.gather(1, end_token)).exp()
+    null_scores = start[:, null_index] + end[:, null_index]
+    # One transfer for the five small results.
+    packed = torch.cat([start_token.float(), end_token.float(), top_scores, probability,
+                        null_scores[:, None]], dim=1).cpu().numpy()
+    k = keep
+    return WindowSpans(packed[:, :k].astype(np.int64), packed[:, k:2 * k].astype(np.int64),
+                       packed[:, 2 * k:3 * k], packed[:, 3 * k:4 * k], packed[:, 4 * k])
+
+
+def merge_window_spans(
+    spans: WindowSpans,
+    offsets: Sequence[np.ndarray] | np.ndarray,
+    feature_example_index: np.ndarray,
+    contexts: Sequence[str],
+    *,
+    n_best: int = 20,
+) -> list[ExampleDecoding]:
+    """The second stage of decoding: the windows' spans merged per example, mapped to context characters.
+
+    ``offsets[f]`` is window ``f``'s (n_tokens, 2) character offsets. An example's candidates are sorted by
+    score (ties: earlier window, then earlier start, then shorter span), the same characters proposed by
+    several windows are kept once, empty texts dropped, and the ``n_best`` best kept; its null score is the
+    smallest over its windows. An example whose windows hold no valid span gets no candidates and a no-answer
+    probability of 1.
+    """
+    per_example: dict[int, list[tuple[float, int, int, int, SpanCandidate]]] = {}
+    example_null: dict[int, float] = {}
+    finite = np.isfinite(spans.score)
+    for feature in range(len(spans.score)):
+        example = int(feature_example_index[feature])
+        example_null[example] = min(example_null.get(example, np.inf), float(spans.null_score[feature]))
+        context = contexts[example]
+        candidates = per_example.setdefault(example, [])
+        feature_offsets = offsets[feature]
+        for rank in np.flatnonzero(finite[feature]):
+            start_token, end_token = int(spans.start_token[feature, rank]), int(spans.end_token[feature, rank])
+            start_char = int(feature_offsets[start_token, 0])
+            end_char = int(feature_offsets[end_token, 1])
+            score = float(spans.score[feature, rank])
+            candidate = SpanCandidate(context[start_char:end_char], start_char, end_char, score,
+                                      float(spans.probability[feature, rank]))
+            candidates.append((-score, feature, start_token, end_token, candidate))
+
+    decodings = []
+    for example in range(len(contexts)):
+        candidates = per_example.get(example, [])
+        null_score = example_null.get(example, 0.0)
+        # Several windows can propose the same characters; keep the best-scoring copy of each span.
+        unique: dict[tuple[int, int], SpanCandidate] = {}
+        for *_, candidate in sorted(candidates, key=lambda entry: entry[:4]):
+            if candidate.text.strip() and (candidate.start_char, candidate.end_char) not in unique:
+                unique[(candidate.start_char, candidate.end_char)] = candidate
+        best = tuple(list(unique.values())[:n_best])
+        probability = no_answer_probability(null_score, best[0].score) if best else 1.0
+        decodings.append(ExampleDecoding(candidates=best, null_score=null_score, no_answer_probability=probability))
+    return decodings
+
+
 def decode_spans(
     start_logits: np.ndarray,
     end_logits: np.ndarray,
@@ -83,67 +251,12 @@ def decode_spans(
         null_index: the token position whose start+end logits are the null (no-answer) score.
 
     Returns:
-        One ExampleDecoding per context, in order. An example whose windows hold no valid span gets no
-        candidates and a no-answer probability of 1.
+        One ExampleDecoding per context, in order (`merge_window_spans` says how candidates are merged).
     """
-    start_logits = np.asarray(start_logits, dtype=np.float32)
-    end_logits = np.asarray(end_logits, dtype=np.float32)
-    num_features, length = start_logits.shape
-    span_lengths = min(max_answer_length, length)
-    is_context = offsets[..., 0] != NOT_CONTEXT  # (F, L)
-    real = np.asarray(attention_mask, dtype=bool)
-
-    start_index = np.arange(length)[:, None]  # (L, 1)
-    end_index = start_index + np.arange(span_lengths)[None, :]  # (L, K)
-    in_range = end_index < length
-    end_index = np.minimum(end_index, length - 1)
-    # (F, L, K) scores of every span starting at i of length k+1; invalid spans are -inf.
-    scores = start_logits[:, :, None] + end_logits[:, end_index]
-    valid = in_range[None] & is_context[:, :, None] & is_context[:, end_index]
-    scores = np.where(valid, scores, -np.inf)
-
-    start_log_probs = _log_softmax(start_logits, real)
-    end_log_probs = _log_softmax(end_logits, real)
-    null_scores = start_logits[:, null_index] + end_logits[:, null_index]
-
-    keep = min(n_best, length * span_lengths)
-    flat = scores.reshape(num_features, -1)
-    top = np.argpartition(-flat, keep - 1, axis=1)[:, :keep] if keep < flat.shape[1] else np.tile(
-        np.arange(flat.shape[1]), (num_features, 1)
-    )
-
-    per_example: dict[int, list[SpanCandidate]] = {}
-    example_null: dict[int, float] = {}
-    for feature in range(num_features):
-        example = int(feature_example_index[feature])
-        example_null[example] = min(example_null.get(example, np.inf), float(null_scores[feature]))
-        context = contexts[example]
-        candidates = per_example.setdefault(example, [])
-        for flat_index in top[feature]:
-            score = flat[feature, flat_index]
-            if not np.isfinite(score):
-                continue
-            start_token, width = divmod(int(flat_index), span_lengths)
-            end_token = start_token + width
-            start_char = int(offsets[feature, start_token, 0])
-            end_char = int(offsets[feature, end_token, 1])
-            probability = float(np.exp(start_log_probs[feature, start_token] + end_log_probs[feature, end_token]))
-            text = context[start_char:end_char]
-            candidates.append(SpanCandidate(text, start_char, end_char, float(score), probability))
-
-    decodings = []
-    for example in range(len(contexts)):
-        candidates = per_example.get(example, [])
-        null_score = example_null.get(example, 0.0)
-        # Several windows can propose the same characters; keep the best-scoring copy of each span.
-        unique: dict[tuple[int, int], SpanCandidate] = {}
-        for candidate in sorted(candidates, key=lambda c: c.score, reverse=True):
-            if candidate.text.strip() and (candidate.start_char, candidate.end_char) not in unique:
-                unique[(candidate.start_char, candidate.end_char)] = candidate
-        best = tuple(list(unique.values())[:n_best])
-        probability = no_answer_probability(null_score, best[0].score) if best else 1.0
-        decodings.append(ExampleDecoding(candidates=best, null_score=null_score, no_answer_probability=probability))
-    return decodings
+    offsets = np.asarray(offsets)
+    spans = top_window_spans(start_logits, end_logits, offsets[..., 0] != NOT_CONTEXT, attention_mask,
+                             n_best=n_best, max_answer_length=max_answer_length, null_index=null_index)
+    return merge_window_spans(spans, offsets, feature_example_index, contexts, n_best=n_best)
 
 
 def pad_offsets(offsets: Sequence[np.ndarray], length: int) -> np.ndarray:

@@ -44,6 +44,8 @@ class SquadQAPythonModel(mlflow.pyfunc.PythonModel):
     ``mlflow.pyfunc.load_model(uri, model_config={"device": "cuda"})`` moves a PyTorch model to a device. The
     request limits (`qa_common.serving.ServingLimits`) come from model config keys of their names or from the
     ``SQUAD_QA_MAX_*`` environment variables, read when the model is loaded (when `mlflow models serve` starts).
+    Model config keys named like the fields of `qa_common.extractive.InferenceOptions` (``precision``,
+    ``max_batch_tokens``, ``compile``, ``compile_mode``, ``cuda_graphs``, ...) set how it answers.
     """
 
     def __init__(self, runtime: str = "torch"):
@@ -53,7 +55,7 @@ class SquadQAPythonModel(mlflow.pyfunc.PythonModel):
         config = context.model_config or {}
         self.service = QAService.from_directory(
             context.artifacts["model"], runtime=self.runtime, device=config.get("device"),
-            limits=ServingLimits.from_settings(config),
+            limits=ServingLimits.from_settings(config), inference=inference_options(config),
         )
 
     def predict(self, context, model_input, params=None):
@@ -64,6 +66,17 @@ class SquadQAPythonModel(mlflow.pyfunc.PythonModel):
         except InvalidRequestError as error:
             raise RequestRefused(f"invalid request: {error}", error_code=INVALID_PARAMETER_VALUE) from error
         return pd.DataFrame(answers, columns=list(OUTPUT_FIELDS))
+
+
+def inference_options(config):
+    """`InferenceOptions` from the pyfunc model config's keys of their names (the rest of the config is not theirs)."""
+    import dataclasses
+
+    from qa_common.config import build_config
+    from qa_common.extractive import InferenceOptions
+
+    names = {field.name for field in dataclasses.fields(InferenceOptions)}
+    return build_config(InferenceOptions, {key: value for key, value in config.items() if key in names})
 
 
 def _columns_as_given(model_input):

@@ -174,3 +174,25 @@ def log_compare_run(experiment: str, rows: list[dict[str, Any]], output_dir: Pat
             if path.suffix in (".md", ".png"):
                 mlflow.log_artifact(str(path))
         return run.info.run_id
+
+
+def log_speed_run(experiment: str, result: Mapping[str, Any], report_dir: Path) -> str:
+    """A run holding a side-by-side speed benchmark (`qa_common.jobs.speed`): ``<path>.<figure>`` metrics, the
+    hardware, commit and command as tags, ``speed.json`` and ``speed.md`` as artifacts."""
+    import re
+
+    configure_tracking()
+    use_experiment(experiment)
+    with mlflow.start_run(run_name=f"speed {result['model']}"[:250]) as run:
+        mlflow.set_tags({"squad_qa.kind": "speed", "hardware": str(result["hardware"]),
+                         "commit": str(result["commit"]), "command": str(result["command"])[:5000]})
+        mlflow.log_params({"model": str(result["model"])[:500], "data": str(result["data"])[:500],
+                           "questions": result["questions"], "peak_tflops": result["peak_tflops"]})
+        metrics = {}
+        for path in result["paths"]:
+            name = re.sub(r"[^A-Za-z0-9_.\-/ ]", "_", path["name"])
+            metrics.update({f"{name}.{key}": float(value) for key, value in path["figures"].items()})
+        mlflow.log_metrics(metrics)
+        for artifact in ("speed.json", "speed.md"):
+            mlflow.log_artifact(str(Path(report_dir) / artifact))
+        return run.info.run_id

