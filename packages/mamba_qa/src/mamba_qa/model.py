@@ -29,6 +29,7 @@ from mamba_qa.tokenizer import resolve_tokenizer_name
 from qa_common.adapter import QAModel, RawPrediction
 from qa_common.data.examples import SquadExample
 from qa_common.decoding.generated import WindowAnswer, align_to_context, combine_window_answers
+from qa_common.prompts import stop_token_ids
 
 TOKENIZER_DIR, MODEL_DIR, BASE_DIR, ADAPTER_DIR = "tokenizer", "model", "base", "adapter"
 SHOTS_FILE = "shots.json"
@@ -46,13 +47,6 @@ def load_tokenizer(name: str):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # GPT-NeoX's tokenizer may have none
     return tokenizer
-
-
-def stop_token_ids(tokenizer) -> list[int]:
-    """Tokens that end an answer: eos and every token whose text holds a newline (the answer stop rule)."""
-    vocabulary = len(tokenizer)
-    texts = tokenizer.batch_decode([[index] for index in range(vocabulary)])
-    return sorted({tokenizer.eos_token_id} | {index for index, text in enumerate(texts) if "\n" in text})
 
 
 @dataclass
