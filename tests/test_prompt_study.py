@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from e2e import save_tiny_causal_lm
 
 from mamba_qa.tokenizer import TINY_TOKENIZER_DIRECTORY
 from qa_common.causal_lm import greedy_generate, load_causal_lm, load_tokenizer
@@ -23,32 +24,12 @@ from qa_common.jobs.prompt_eval import (
 from qa_common.scoring import answer_in_generation, score_predictions
 from qa_common.testing.contract import TRAIN_SAMPLE, VALIDATION_SAMPLE, sample_directory
 
-TINY_SIZES = {
-    "mamba": {"hidden_size": 32, "num_hidden_layers": 2, "state_size": 8},
-    "rwkv": {"hidden_size": 32, "num_hidden_layers": 2, "attention_hidden_size": 32, "intermediate_size": 64,
-             "context_length": 256},
-    "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 512},
-}
-
-
-def save_tiny_causal_lm(model_type: str, directory: Path) -> Path:
-    """A random 2-layer 32-d ``model_type`` checkpoint directory with the tiny BPE tokenizer."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    tokenizer = load_tokenizer(TINY_TOKENIZER_DIRECTORY)
-    torch.manual_seed(0)
-    config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
-                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                  **TINY_SIZES[model_type])
-    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
 
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny-lms")
-    return {model_type: save_tiny_causal_lm(model_type, root / f"tiny-{model_type}") for model_type in TINY_SIZES}
+    return {model_type: save_tiny_causal_lm(model_type, root / f"tiny-{model_type}")
+            for model_type in ("mamba", "rwkv", "gpt2")}
 
 
 @pytest.fixture(autouse=True)

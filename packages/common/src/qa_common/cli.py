@@ -5,6 +5,7 @@
     squad-qa score DATA.json PREDICTIONS.json --na-prob-file NA_PROBS.json
     squad-qa compare --experiment squad-qa
     squad-qa prompt-eval --models gpt2,state-spaces/mamba-130m-hf --shots 0,3 --sample-size 100
+    squad-qa lm-eval gpt2 --tasks squad_qa_v2 --limit 50
 """
 
 from __future__ import annotations
@@ -188,6 +189,15 @@ def _prompt_report(args, extra: list[str]) -> int:
     return 0
 
 
+def _lm_eval(args, extra: list[str]) -> int:
+    from qa_common.jobs.lm_eval import run_lm_eval
+
+    result = run_lm_eval(args.model, parse_key_values(extra))
+    print(json.dumps(result["metrics"], indent=2))
+    print(f"run {result['run_id']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="squad-qa", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -253,6 +263,11 @@ def build_parser() -> argparse.ArgumentParser:
     prompt_report.add_argument("--experiment", default="squad-qa-prompting")
     prompt_report.add_argument("--output-dir", default="", help="also keep the files here")
     prompt_report.set_defaults(handler=_prompt_report)
+
+    lm_eval = commands.add_parser("lm-eval", help="lm-evaluation-harness tasks on a causal LM, logged as an MLflow "
+                                  "run (needs the lm-eval extra: pip install 'squad-qa-common[lm-eval]')")
+    lm_eval.add_argument("model", help="hub name, checkpoint, LoRA adapter or squad-qa model directory, MLflow URI")
+    lm_eval.set_defaults(handler=_lm_eval)
 
     add_score_parser(commands)
     return parser
