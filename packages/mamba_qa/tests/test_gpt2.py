@@ -77,3 +77,10 @@ def test_the_shared_job_fine_tunes_gpt2_with_lora(tmp_path, monkeypatch):
     assert run.data.tags["preset"] == "tiny-gpt2-lora" and run.data.params["model.model_type"] == "gpt2"
     assert run.data.metrics["train_steps"] == 2 and run.data.metrics["eval_questions"] == 6
     assert (tmp_path / "out" / "model" / "adapter" / "adapter_model.safetensors").is_file()
+    # The prompting study loads what the job saved (before/after fine-tuning in one table).
+    from qa_common.causal_lm import greedy_generate, load_causal_lm
+
+    tuned = load_causal_lm(tmp_path / "out" / "model", device="cpu")
+    assert tuned.source == "lora-adapter" and tuned.model_type == "gpt2"
+    prompt = tuned.tokenizer("Denver won.\n\nQ: Who won?\nA:")["input_ids"]
+    assert len(greedy_generate(tuned.module, prompt, stop_ids=[], max_new_tokens=3, min_new_tokens=3).token_ids) == 3
