@@ -90,7 +90,7 @@ def test_k_shot_prompts_come_from_training_data_and_never_hold_the_question_aske
 
 
 def test_the_study_logs_a_child_run_per_model_and_k_scored_by_the_shared_scorer(tiny_models, tmp_path,
-                                                                                monkeypatch):
+                                                                                monkeypatch, capsys):
     import mlflow
 
     monkeypatch.chdir(tmp_path)
@@ -139,6 +139,12 @@ def test_the_study_logs_a_child_run_per_model_and_k_scored_by_the_shared_scorer(
     table = result["report"]["markdown"]
     assert "| model | accuracy (0-shot) | tokens/s (0-shot) | accuracy (1-shot) | tokens/s (1-shot) |" in table
     assert all(model in table for model in models)
+    # squad-qa prompt-report writes it again from the runs (the newest study of the experiment by default).
+    from qa_common.cli import main
+
+    assert main(["prompt-report", "--experiment", "prompting", "--output-dir", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "prompt_study.md").read_text() == table and table in capsys.readouterr().out
+    assert (tmp_path / "report" / "accuracy_vs_tokens_per_s.png").stat().st_size > 10_000
 
 
 def test_a_lora_adapter_directory_is_evaluated_on_its_base(tiny_models, tmp_path):
@@ -193,3 +199,23 @@ def test_a_hub_name_that_cannot_be_reached_is_refused_before_any_run(tmp_path, m
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "model 'no-such-org/no-such-model' cannot be loaded" in error[0], error
     assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_inside_mlflow_run_the_project_run_is_the_parent_of_new_child_runs(tiny_models, tmp_path, monkeypatch):
+    # `mlflow run` sets MLFLOW_RUN_ID; a nested start_run without an id would resume that run instead.
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    project_run = client.create_run(client.create_experiment("squad-qa-prompting")).info.run_id
+    monkeypatch.setenv("MLFLOW_RUN_ID", project_run)
+    sample = sample_directory()
+    result = run_prompt_eval({"models": str(tiny_models["gpt2"]), "shots": "0,1", "sample_size": 2,
+                              "eval_data": str(sample / VALIDATION_SAMPLE), "train_data": str(sample / TRAIN_SAMPLE),
+                              "max_new_tokens": 2, "device": "cpu", "report": False}, progress=False)
+    assert result["run_id"] == project_run and len(set(result["child_run_ids"]) | {project_run}) == 3
+    for child in result["child_run_ids"]:
+        assert client.get_run(child).data.tags["mlflow.parentRunId"] == project_run
+    assert "shots" not in client.get_run(project_run).data.params

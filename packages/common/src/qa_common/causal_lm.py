@@ -12,7 +12,8 @@ divided by that time.
 
 from __future__ import annotations
 
-import importlib.util
+import functools
+import importlib
 import json
 import time
 from collections.abc import Sequence
@@ -242,6 +243,16 @@ def greedy_generate(model: torch.nn.Module, prompt_ids: Sequence[int], *, stop_i
                            stopped=cut > 0 and new[cut - 1] in stop_set)
 
 
+@functools.cache
+def _imports(module: str) -> bool:
+    """Whether ``module`` imports here (a CUDA extension built for another torch fails at import, not at lookup)."""
+    try:
+        importlib.import_module(module)
+    except Exception:
+        return False
+    return True
+
+
 def kernel_path(model: torch.nn.Module) -> str:
     """Which code path a forward pass of ``model`` takes where it is now, in words (logged with speed figures).
 
@@ -253,7 +264,7 @@ def kernel_path(model: torch.nn.Module) -> str:
     config = base.config
     on_cuda = next(base.parameters()).device.type == "cuda"
     if config.model_type == "mamba":
-        importable = all(importlib.util.find_spec(package) is not None for package in ("mamba_ssm", "causal_conv1d"))
+        importable = all(_imports(module) for module in ("mamba_ssm.ops.selective_scan_interface", "causal_conv1d"))
         return "mamba fused kernels (mamba_ssm, causal_conv1d)" if on_cuda and importable else \
             "mamba reference (PyTorch selective scan)"
     if config.model_type == "rwkv":

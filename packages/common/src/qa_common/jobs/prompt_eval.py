@@ -10,7 +10,7 @@ then its context and question. The model writes greedily until the stop rule (a 
 ``max_new_tokens``; the answer is the text up to the first newline, and the no-answer text ("I don't know")
 means no answer. Scores: the official EM/F1 (HasAns/NoAns) of those answers, and the seed study's looser
 accuracy (``qa_common.scoring.answer_in_generation``). Speed (``qa_common.causal_lm``): prompt-processing time
-and decode tokens/s at batch 1.
+and decode tokens/s at batch 1, after one untimed warm-up generation per model.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def resolve_models(config: PromptEvalConfig) -> list[tuple[str, str, str | None]
 def run_prompt_eval(overrides: dict[str, Any], *, progress: bool = True) -> dict[str, Any]:
     """Run the study ``overrides`` describes (keys of ``PromptEvalConfig``); returns the parent run id, the child
     run ids and each child's metrics."""
-    from qa_common.causal_lm import kernel_path, load_causal_lm
+    from qa_common.causal_lm import greedy_generate, kernel_path, load_causal_lm
     from qa_common.data.readers import load_squad
     from qa_common.tracking import studies
 
@@ -283,6 +283,9 @@ def run_prompt_eval(overrides: dict[str, Any], *, progress: bool = True) -> dict
             builder = PromptBuilder(lm.tokenizer, config, pool, limit)
             stop_ids = stop_token_ids(lm.tokenizer)
             path = kernel_path(lm.module)
+            # One untimed generation first: the first call of a model pays for allocations and kernel selection.
+            greedy_generate(lm.module, builder.build(examples[0], config.shots[0]).ids, stop_ids=[],
+                            max_new_tokens=2, min_new_tokens=2, pad_token_id=lm.tokenizer.pad_token_id)
             for k in config.shots:
                 name = f"{short_name(given)}-{k}shot"
                 tags = {"squad_qa.kind": CHILD_KIND, "model": given, "shots": k, "model_type": lm.model_type,

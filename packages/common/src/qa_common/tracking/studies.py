@@ -31,9 +31,15 @@ def study_run(experiment: str, *, run_name: str, tags: Mapping[str, Any]) -> Ite
 
 @contextmanager
 def child_run(*, run_name: str, tags: Mapping[str, Any]) -> Iterator[str]:
-    """A run nested under the active run; a failure marks it (and, as the error goes on, its parent) FAILED."""
-    with mlflow.start_run(run_name=run_name, nested=True) as run:
-        mlflow.set_tags({key: str(value) for key, value in tags.items()})
+    """A run nested under the active run; a failure marks it (and, as the error goes on, its parent) FAILED.
+
+    Created by id: inside ``mlflow run`` (MLFLOW_RUN_ID set), ``start_run(nested=True)`` without one would resume
+    the project's run instead of starting a child."""
+    parent = mlflow.active_run()
+    created = mlflow.MlflowClient().create_run(
+        parent.info.experiment_id, run_name=run_name,
+        tags={PARENT_TAG: parent.info.run_id, **{key: str(value) for key, value in tags.items()}})
+    with mlflow.start_run(run_id=created.info.run_id, nested=True) as run:
         yield run.info.run_id
 
 
