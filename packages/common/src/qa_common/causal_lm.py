@@ -215,7 +215,8 @@ def greedy_generate(model: torch.nn.Module, prompt_ids: Sequence[int], *, stop_i
     ``max_new_tokens``; no stop before ``min_new_tokens`` (the speed benchmark fixes the length this way).
 
     Uses the model's own ``generate`` (its cache: key/value for attention models, the recurrent state for Mamba
-    and RWKV) with no sampling and one beam.
+    and RWKV) with no sampling and one beam. The eos of the model's generation config also ends generation
+    (generate always honours it; the prompting study's stop rule includes eos anyway).
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
