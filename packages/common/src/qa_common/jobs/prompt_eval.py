@@ -190,7 +190,7 @@ def ask(model, tokenizer, builder: PromptBuilder, examples: Sequence[SquadExampl
         text = tokenizer.decode(list(generation.token_ids), skip_special_tokens=True)
         answer = answer_from_generation(text, config.no_answer_text)
         predictions[example.id] = answer
-        gold = [answer.text for answer in example.answers]
+        gold = [gold_answer.text for gold_answer in example.answers]
         contained += answer_in_generation(answer, gold)
         prompt_seconds += generation.prompt_seconds
         decode_seconds += generation.decode_seconds
