@@ -72,6 +72,11 @@ def load_tokenizer(path: str | Path):
     return tokenizer
 
 
+_KINDS = "a checkpoint directory has config.json, a LoRA adapter adapter_config.json, a squad-qa model squad_qa.json"
+_NO_SUCH_DIRECTORY = f"no such model directory ({_KINDS})"
+_NOT_A_MODEL_DIRECTORY = f"not a model directory ({_KINDS})"
+
+
 def _looks_like_a_path(name: str) -> bool:
     return name.startswith(("/", "./", "../", "~")) or Path(name.split("/", 1)[0]).exists()
 
@@ -109,7 +114,7 @@ def load_causal_lm(name: str | Path, *, dtype: str = "auto", device: str | None 
         elif local.is_dir() and (local / "adapter_config.json").is_file():
             base = json.loads((local / "adapter_config.json").read_text()).get("base_model_name_or_path")
             if not base:
-                raise ValueError(f"{local}/adapter_config.json names no base model (base_model_name_or_path)")
+                raise OSError(f"{local}/adapter_config.json names no base model (base_model_name_or_path)")
             has_tokenizer = any((local / file).is_file() for file in ("tokenizer.json", "tokenizer_config.json"))
             source, tokenizer_path = "lora-adapter", tokenizer or (local if has_tokenizer else base)
             module = _with_adapter(_from_pretrained(base, torch_type), local)
@@ -117,13 +122,12 @@ def load_causal_lm(name: str | Path, *, dtype: str = "auto", device: str | None 
             source, tokenizer_path = "checkpoint", tokenizer or local
             module = _from_pretrained(local, torch_type)
         elif local.exists() or _looks_like_a_path(text):
-            raise ValueError(f"model {text!r}: no such model directory (a checkpoint directory has config.json, a "
-                             "LoRA adapter adapter_config.json, a squad-qa model squad_qa.json)")
+            raise OSError(_NOT_A_MODEL_DIRECTORY if local.exists() else _NO_SUCH_DIRECTORY)
         else:
             source, tokenizer_path = "hub", tokenizer or text
             module = _from_pretrained(text, torch_type)
         loaded_tokenizer = load_tokenizer(tokenizer_path)
-    except (OSError, KeyError) as error:  # a hub name that is not there, offline; an unknown model_type
+    except (OSError, KeyError, ValueError) as error:  # a hub name not there or offline; not a causal LM
         first = " ".join(str(error).split())[:300]
         raise ValueError(f"model {text!r} cannot be loaded: {first}") from error
     if len(loaded_tokenizer) > _vocabulary(module):
@@ -147,8 +151,7 @@ def check_loadable(name: str | Path) -> str:
     elif local.is_dir() and (local / "config.json").is_file():
         where = local
     elif local.exists() or _looks_like_a_path(text):
-        raise ValueError(f"model {text!r}: no such model directory (a checkpoint directory has config.json, a "
-                         "LoRA adapter adapter_config.json, a squad-qa model squad_qa.json)")
+        raise ValueError(f"model {text!r}: {_NOT_A_MODEL_DIRECTORY if local.exists() else _NO_SUCH_DIRECTORY}")
     else:
         where = text
     try:
