@@ -79,8 +79,12 @@ def test_the_shared_job_fine_tunes_gpt2_with_lora(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "model" / "adapter" / "adapter_model.safetensors").is_file()
     # The prompting study loads what the job saved (before/after fine-tuning in one table).
     from qa_common.causal_lm import greedy_generate, load_causal_lm
+    from qa_common.jobs.prompt_eval import PromptEvalConfig, resolve_models
 
     tuned = load_causal_lm(tmp_path / "out" / "model", device="cpu")
     assert tuned.source == "lora-adapter" and tuned.model_type == "gpt2"
+    for given in (result["run_id"], f"runs:/{result['run_id']}/model"):  # a run id, or the logged model's URI
+        ((_, directory, run_id),) = resolve_models(PromptEvalConfig(models=(given,)))
+        assert run_id == result["run_id"] and load_causal_lm(directory, device="cpu").source == "lora-adapter"
     prompt = tuned.tokenizer("Denver won.\n\nQ: Who won?\nA:")["input_ids"]
     assert len(greedy_generate(tuned.module, prompt, stop_ids=[], max_new_tokens=3, min_new_tokens=3).token_ids) == 3
