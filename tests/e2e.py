@@ -125,3 +125,30 @@ def post(url: str, payload) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+# Tiny random causal LMs of the prompting study's tests (2 layers, 32-d; the tiny BPE's 4,096 tokens).
+TINY_CAUSAL_LM_SIZES = {
+    "mamba": {"hidden_size": 32, "num_hidden_layers": 2, "state_size": 8},
+    "rwkv": {"hidden_size": 32, "num_hidden_layers": 2, "attention_hidden_size": 32, "intermediate_size": 64,
+             "context_length": 256},
+    "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 512},
+}
+
+
+def save_tiny_causal_lm(model_type: str, directory: Path) -> Path:
+    """A random 2-layer 32-d ``model_type`` checkpoint directory with the tiny BPE tokenizer."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from mamba_qa.tokenizer import TINY_TOKENIZER_DIRECTORY
+    from qa_common.causal_lm import load_tokenizer
+
+    tokenizer = load_tokenizer(TINY_TOKENIZER_DIRECTORY)
+    torch.manual_seed(0)
+    config = AutoConfig.for_model(model_type, vocab_size=len(tokenizer), bos_token_id=tokenizer.eos_token_id,
+                                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                                  **TINY_CAUSAL_LM_SIZES[model_type])
+    AutoModelForCausalLM.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

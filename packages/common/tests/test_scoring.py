@@ -19,6 +19,7 @@ import pytest
 from qa_common.cli_score import main as score_main
 from qa_common.data import Answer, SquadExample, read_squad_json, write_squad_json
 from qa_common.scoring import (
+    answer_in_generation,
     apply_no_answer_threshold,
     choose_no_answer_threshold,
     exact_match_score,
@@ -481,3 +482,15 @@ def test_score_cli_equals_the_official_script_on_real_systems(system: str, extra
     ours = json.loads(out_file.read_text())
     _assert_same_result(ours, json.loads(official))
     assert ours["total"] == 1426 and ours["HasAns_total"] == 592
+
+
+def test_answer_in_generation_is_the_seed_studys_looser_accuracy():
+    golds = ["Denver Broncos", "the Broncos"]
+    assert answer_in_generation("It was the Denver Broncos, in 2016.", golds) == 1  # exact match would be 0
+    assert answer_in_generation("Broncos", golds) == 1  # "the Broncos" normalises to "broncos"
+    assert answer_in_generation("Denver", golds) == 0
+    assert answer_in_generation("Broncosville", ["Broncos"]) == 0  # whole words only
+    assert answer_in_generation("", golds) == 0
+    # Unanswerable: right only when nothing is answered (as exact match scores it).
+    assert answer_in_generation("", []) == 1 and answer_in_generation("Denver", []) == 0
+    assert answer_in_generation("", ["."]) == 1  # a gold that normalises to nothing counts as none

@@ -4,6 +4,8 @@
     squad-qa evaluate models:/squad-qa@champion data/sample/validation-v2.0-sample.json
     squad-qa score DATA.json PREDICTIONS.json --na-prob-file NA_PROBS.json
     squad-qa compare --experiment squad-qa
+    squad-qa prompt-eval --models gpt2,state-spaces/mamba-130m-hf --shots 0,3 --sample-size 100
+    squad-qa lm-eval gpt2 --tasks squad_qa_v2 --limit 50
 """
 
 from __future__ import annotations
@@ -225,6 +227,38 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replay CUDA graphs for small batches on a GPU (true/false)")
 
 
+def _prompt_eval(args, extra: list[str]) -> int:
+    from qa_common.jobs.prompt_eval import run_prompt_eval
+
+    result = run_prompt_eval(parse_key_values(extra))
+    if result["report"]:
+        print(result["report"]["markdown"])
+    print(f"study run {result['run_id']}: {len(result['child_run_ids'])} child runs")
+    return 0
+
+
+def _prompt_report(args, extra: list[str]) -> int:
+    from qa_common.jobs.prompt_eval import STUDY_KIND
+    from qa_common.jobs.prompt_report import write_report
+    from qa_common.tracking import studies
+
+    if extra:
+        raise UsageError(f"unexpected arguments {extra}")
+    study = args.study or studies.latest_study(args.experiment, STUDY_KIND)
+    report = write_report(study, Path(args.output_dir) if args.output_dir else None)
+    print(report["markdown"])
+    return 0
+
+
+def _lm_eval(args, extra: list[str]) -> int:
+    from qa_common.jobs.lm_eval import run_lm_eval
+
+    result = run_lm_eval(args.model, parse_key_values(extra))
+    print(json.dumps(result["metrics"], indent=2))
+    print(f"run {result['run_id']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="squad-qa", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -304,6 +338,23 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--max-latency-ms", default="", help="refuse a candidate whose p50 latency is higher")
     promote.add_argument("--max-size-mb", default="", help="refuse a candidate larger on disk")
     promote.set_defaults(handler=_promote)
+
+    prompt_eval = commands.add_parser(
+        "prompt-eval", help="the prompting study: k-shot prompts for causal LMs, scored and timed, one MLflow parent "
+        "run and a child run per (model, k);"
+        " settings: the fields of qa_common.jobs.prompt_eval.PromptEvalConfig as --key value")
+    prompt_eval.set_defaults(handler=_prompt_eval)
+
+    prompt_report = commands.add_parser("prompt-report", help="the prompting study's table and plot from its runs")
+    prompt_report.add_argument("--study", default="", help="the study's parent run id (default: the newest study)")
+    prompt_report.add_argument("--experiment", default="squad-qa-prompting")
+    prompt_report.add_argument("--output-dir", default="", help="also keep the files here")
+    prompt_report.set_defaults(handler=_prompt_report)
+
+    lm_eval = commands.add_parser("lm-eval", help="lm-evaluation-harness tasks on a causal LM, logged as an MLflow "
+                                  "run (needs the lm-eval extra: pip install 'squad-qa-common[lm-eval]')")
+    lm_eval.add_argument("model", help="hub name, checkpoint, LoRA adapter or squad-qa model directory, MLflow URI")
+    lm_eval.set_defaults(handler=_lm_eval)
 
     add_score_parser(commands)
     return parser

@@ -364,3 +364,18 @@ def choose_no_answer_threshold(
     search = find_best_threshold if rule == "best" else one_standard_error_threshold
     _, threshold = search(predictions, raw, no_answer_probabilities, has_answer)
     return threshold
+
+
+def answer_in_generation(generation: str, gold_answers: Sequence[str]) -> int:
+    """The prompting seed study's looser "accuracy" of one generated answer: 1 when a gold answer appears, as
+    normalised text, in the normalised generation (as whole words) ("the Denver Broncos won" contains "Denver Broncos");
+    for an unanswerable question (no gold answer left after normalisation) 1 only when the generation is empty
+    (the reader said it does not know), as for exact match.
+
+    Example: `answer_in_generation("It was the Denver Broncos.", ["Denver Broncos"])` is 1.
+    """
+    generated = normalize_answer(generation)
+    golds = [normalize_answer(gold) for gold in _scorable_golds(gold_answers)]
+    if golds == [""]:
+        return int(generated == "")
+    return int(any(f" {gold} " in f" {generated} " for gold in golds))

@@ -42,12 +42,19 @@ class MambaQAConfig:
     ``variant``: "full" fine-tunes every weight; "lora" trains LoRA adapters (``lora_*``; targets among
     ``LORA_TARGETS``) on a frozen base and ``lora_merge`` merges them into the base when saving.
 
+    ``model_type``: the transformers model type the reader runs: "mamba", or any other causal LM ("gpt2",
+    "gpt_neox", ...; the seed study's peft-gpt2 is ``gpt2-lora``), whose checkpoints load through
+    ``AutoModelForCausalLM`` and whose random models take ``hidden_size``, ``num_hidden_layers`` and
+    ``num_attention_heads`` (0: the architecture's default). Mamba-only settings (``state_size``, ``expand``,
+    ``conv_kernel``, ``kernels``, the LoRA target rule) do not apply to the others.
+
     ``kernels``: "auto" runs the fused CUDA kernels of mamba-ssm and causal-conv1d when the model is on a CUDA
     device and both are installed, else the PyTorch reference path; "fused" requires them; "reference" never
     uses them.
     """
 
     model_name: str = "state-spaces/mamba-130m-hf"
+    model_type: str = "mamba"
     tokenizer_name: str | None = None
     from_pretrained: bool = True
     hidden_size: int = 768
@@ -55,6 +62,7 @@ class MambaQAConfig:
     state_size: int = 16
     expand: int = 2
     conv_kernel: int = 4
+    num_attention_heads: int = 0
     vocab_size: int = 0
     prompt_template: str = "{context}\n\nQ: {question}\nA:"
     shots: int = 3
@@ -94,6 +102,12 @@ TINY: dict[str, object] = {
     "max_shot_context_tokens": 128,
 }
 
+# GPT-2 attends to 1,024 positions: prompts of at most 1,000 tokens leave room for the answer.
+GPT2: dict[str, object] = {"model_name": "gpt2", "model_type": "gpt2", "max_length": 1000,
+                           "lora_target_modules": ("c_attn",)}
+TINY_GPT2: dict[str, object] = {**TINY, "model_name": "tiny-gpt2", "model_type": "gpt2", "num_attention_heads": 2,
+                                "lora_target_modules": ("c_attn",)}
+
 HUB_SIZES = {"130m": "state-spaces/mamba-130m-hf", "370m": "state-spaces/mamba-370m-hf",
              "790m": "state-spaces/mamba-790m-hf", "1.4b": "state-spaces/mamba-1.4b-hf",
              "2.8b": "state-spaces/mamba-2.8b-hf"}
@@ -105,4 +119,10 @@ PRESETS: dict[str, dict[str, object]] = {
     # Random 2-layer 32-d Mamba with the shipped 4,096-token BPE (offline): seconds on a CPU.
     "tiny": TINY,
     "tiny-lora": {**TINY, "variant": "lora"},
+    # The seed study's peft-gpt2: GPT-2 (124M) with LoRA on its attention projections, the same prompts, shots,
+    # negatives and decoding as Mamba; and random 2-layer 32-d GPT-2s with the tiny BPE for tests.
+    "gpt2": GPT2,
+    "gpt2-lora": {**GPT2, "variant": "lora"},
+    "tiny-gpt2": TINY_GPT2,
+    "tiny-gpt2-lora": {**TINY_GPT2, "variant": "lora"},
 }

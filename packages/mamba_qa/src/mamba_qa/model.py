@@ -1,5 +1,9 @@
 """Building, training features, generation, saving and loading of Mamba QA models (any transformers Mamba
-checkpoint: state-spaces/mamba-130m-hf and its larger siblings by hub name, or a local directory), full or LoRA."""
+checkpoint: state-spaces/mamba-130m-hf and its larger siblings by hub name, or a local directory), full or LoRA.
+
+The same reader runs any transformers causal LM whose ``model_type`` the config names (the seed study's
+peft-gpt2: ``--preset gpt2-lora``): only Mamba gets the kernel switch and Mamba's LoRA target rule, and decoding
+keeps a key/value cache with position ids for attention models where Mamba keeps its recurrent state."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, MambaConfig, MambaForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, MambaConfig, MambaForCausalLM
 
 from mamba_qa.config import LORA_TARGETS, MambaQAConfig
 from mamba_qa.kernels import KernelSwitch, check_kernel_mode
@@ -29,6 +33,7 @@ from mamba_qa.tokenizer import resolve_tokenizer_name
 from qa_common.adapter import QAModel, RawPrediction
 from qa_common.data.examples import SquadExample
 from qa_common.decoding.generated import WindowAnswer, align_to_context, combine_window_answers
+from qa_common.prompts import stop_token_ids
 
 TOKENIZER_DIR, MODEL_DIR, BASE_DIR, ADAPTER_DIR = "tokenizer", "model", "base", "adapter"
 SHOTS_FILE = "shots.json"
@@ -46,13 +51,6 @@ def load_tokenizer(name: str):
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # GPT-NeoX's tokenizer may have none
     return tokenizer
-
-
-def stop_token_ids(tokenizer) -> list[int]:
-    """Tokens that end an answer: eos and every token whose text holds a newline (the answer stop rule)."""
-    vocabulary = len(tokenizer)
-    texts = tokenizer.batch_decode([[index] for index in range(vocabulary)])
-    return sorted({tokenizer.eos_token_id} | {index for index, text in enumerate(texts) if "\n" in text})
 
 
 @dataclass
@@ -143,8 +141,10 @@ class MambaQAModel(QAModel):
         vocabulary = self.language_model().config.vocab_size
         if len(tokenizer) > vocabulary:
             raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model only {vocabulary}")
-        bypass = config.variant == "lora" and "x_proj" in config.lora_target_modules
-        KernelSwitch.install(self.language_model(), config.kernels, bypass_inner_in_training=bypass)
+        self.is_mamba = self.language_model().config.model_type == "mamba"
+        if self.is_mamba:
+            bypass = config.variant == "lora" and "x_proj" in config.lora_target_modules
+            KernelSwitch.install(self.language_model(), config.kernels, bypass_inner_in_training=bypass)
 
     def _ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -153,8 +153,8 @@ class MambaQAModel(QAModel):
     def is_peft(self) -> bool:
         return hasattr(self.module, "peft_config")
 
-    def language_model(self) -> MambaForCausalLM:
-        """The transformers Mamba (under peft: the base with the LoRA layers injected, active)."""
+    def language_model(self):
+        """The transformers Mamba or other causal LM (under peft: the base with the LoRA layers injected, active)."""
         return self.module.get_base_model() if self.is_peft else self.module
 
     # -- prompts and features --------------------------------------------------------------------------------
@@ -273,9 +273,20 @@ class MambaQAModel(QAModel):
         device = next(model.parameters()).device
         count = len(rows)
         input_ids, attention_mask = _left_padded([features.prompt_ids[row] for row in rows], self.pad_token_id)
-        output = model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), use_cache=True,
-                       logits_to_keep=1)
-        cache, logits = output.cache_params, output.logits[:, -1].float()
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        if self.is_mamba:
+            output = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=True, logits_to_keep=1)
+            cache = output.cache_params
+        else:
+            # Attention models: left padding needs position ids that start at each row's first real token, and the
+            # mask grows with every step.
+            positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+            output = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                           logits_to_keep=1)
+            cache = output.past_key_values
+            attention_mask = torch.cat([attention_mask, attention_mask])
+            next_position = torch.cat([positions[:, -1], positions[:, -1]]) + 1
+        logits = output.logits[:, -1].float()
         vocabulary = logits.shape[-1]
         both = torch.arange(count, device=device)
         cache.reorder_cache(torch.cat([both, both]))  # rows count.. follow the no-answer text
@@ -291,8 +302,14 @@ class MambaQAModel(QAModel):
         answer_logits, null_logits = logits, logits
         next_tokens = torch.empty(0, dtype=torch.long)
         for step in range(max(self.config.max_answer_tokens, len(null))):
-            if step:
+            if step and self.is_mamba:
                 logits = model(input_ids=next_tokens[:, None], cache_params=cache, use_cache=True).logits[:, -1]
+            elif step:
+                attention_mask = torch.cat([attention_mask, attention_mask.new_ones((2 * count, 1))], dim=1)
+                logits = model(input_ids=next_tokens[:, None], past_key_values=cache, attention_mask=attention_mask,
+                               position_ids=next_position[:, None], use_cache=True).logits[:, -1]
+                next_position = next_position + 1
+            if step:
                 answer_logits, null_logits = logits[:count].float(), logits[count:].float()
             if step < len(null):
                 null_log_probability += torch.log_softmax(null_logits, dim=-1)[:, null[step]].double().cpu()
@@ -390,8 +407,9 @@ def _without_hooks(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-def merged_lora(module) -> MambaForCausalLM:
-    """A copy of a peft Mamba with its LoRA adapters merged into the base weights (the original is untouched)."""
+def merged_lora(module):
+    """A copy of a peft Mamba (or other causal LM) with its LoRA adapters merged into the base weights (the original
+    is untouched)."""
     return _without_hooks(copy.deepcopy(module).merge_and_unload())
 
 
@@ -410,7 +428,9 @@ def check_config(config: MambaQAConfig) -> None:
         raise ValueError("doc_stride, shots and negatives_ratio must be at least 0")
     if not config.no_answer_text.strip() or "\n" in config.no_answer_text:
         raise ValueError(f"no_answer_text must be one line of text, got {config.no_answer_text!r}")
-    if config.variant == "lora":
+    if config.variant == "lora" and not config.lora_target_modules:
+        raise ValueError("lora_target_modules: name at least one module to adapt")
+    if config.variant == "lora" and config.model_type == "mamba":
         refused = sorted(set(config.lora_target_modules) - set(LORA_TARGETS))
         if refused or not config.lora_target_modules:
             raise ValueError(f"lora_target_modules {','.join(refused) or '(none)'}: LoRA can adapt "
@@ -420,9 +440,11 @@ def check_config(config: MambaQAConfig) -> None:
                              "lm_head are one tied matrix, which a merge cannot adapt two ways)")
 
 
-def _random_mamba(config: MambaQAConfig, tokenizer) -> MambaForCausalLM:
+def _random_mamba(config: MambaQAConfig, tokenizer):
     if config.vocab_size and config.vocab_size < len(tokenizer):
         raise ValueError(f"vocab_size {config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
+    if config.model_type != "mamba":
+        return _random_causal_lm(config, tokenizer)
     mamba_config = MambaConfig(vocab_size=config.vocab_size or len(tokenizer), hidden_size=config.hidden_size,
                                num_hidden_layers=config.num_hidden_layers, state_size=config.state_size,
                                expand=config.expand, conv_kernel=config.conv_kernel,
@@ -431,13 +453,30 @@ def _random_mamba(config: MambaQAConfig, tokenizer) -> MambaForCausalLM:
     return MambaForCausalLM(mamba_config)
 
 
-def _from_saved(path: str | Path) -> MambaForCausalLM:
-    """A Mamba checkpoint by hub name or directory (safetensors only: a pickled checkpoint is never loaded)."""
+def _random_causal_lm(config: MambaQAConfig, tokenizer):
+    """A random ``config.model_type`` causal LM of the configured sizes (its config's generic names: hidden_size,
+    num_hidden_layers, num_attention_heads)."""
+    sizes = {"hidden_size": config.hidden_size, "num_hidden_layers": config.num_hidden_layers}
+    if config.num_attention_heads:
+        sizes["num_attention_heads"] = config.num_attention_heads
+    found = AutoConfig.for_model(config.model_type, vocab_size=config.vocab_size or len(tokenizer),
+                                 pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.eos_token_id,
+                                 eos_token_id=tokenizer.eos_token_id, **sizes)
+    return AutoModelForCausalLM.from_config(found)
+
+
+def _from_saved(path: str | Path, model_type: str = "mamba"):
+    """A ``model_type`` checkpoint by hub name or directory (safetensors only: a pickled checkpoint is never
+    loaded)."""
     found = AutoConfig.from_pretrained(path)
-    if found.model_type != "mamba":
-        raise ValueError(f"{path} is a {found.model_type!r} checkpoint; mamba_qa loads Mamba checkpoints "
-                         "(model_type 'mamba', e.g. state-spaces/mamba-130m-hf)")
-    return MambaForCausalLM.from_pretrained(path, use_safetensors=True)
+    if found.model_type != model_type:
+        if model_type == "mamba":
+            raise ValueError(f"{path} is a {found.model_type!r} checkpoint; mamba_qa loads Mamba checkpoints "
+                             "(model_type 'mamba', e.g. state-spaces/mamba-130m-hf), or set model_type")
+        raise ValueError(f"{path} is a {found.model_type!r} checkpoint, not model_type {model_type!r}")
+    if model_type == "mamba":
+        return MambaForCausalLM.from_pretrained(path, use_safetensors=True)
+    return AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
 
 
 def _with_lora(module, config: MambaQAConfig):
@@ -452,7 +491,8 @@ def build_model(config: MambaQAConfig) -> MambaQAModel:
     """A new model for training, as ``config`` says (pretrained or random base; full or LoRA)."""
     check_config(config)
     tokenizer = load_tokenizer(config.tokenizer_name or config.model_name)
-    module = _from_saved(config.model_name) if config.from_pretrained else _random_mamba(config, tokenizer)
+    module = _from_saved(config.model_name, config.model_type) if config.from_pretrained \
+        else _random_mamba(config, tokenizer)
     if config.variant == "lora":
         module = _with_lora(module, config)
     return MambaQAModel(module, tokenizer, config)
@@ -466,8 +506,9 @@ def load_model(directory: Path, config: MambaQAConfig) -> MambaQAModel:
     if (directory / ADAPTER_DIR).is_dir():
         from peft import PeftModel
 
-        module = PeftModel.from_pretrained(_from_saved(directory / BASE_DIR), directory / ADAPTER_DIR)
+        module = PeftModel.from_pretrained(_from_saved(directory / BASE_DIR, config.model_type),
+                                           directory / ADAPTER_DIR)
     else:
-        module = _from_saved(directory / MODEL_DIR)
+        module = _from_saved(directory / MODEL_DIR, config.model_type)
     shots = [Shot(**shot) for shot in json.loads((directory / SHOTS_FILE).read_text())]
     return MambaQAModel(module.eval(), tokenizer, config, shot_pool=shots)
