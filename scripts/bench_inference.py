@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     from qa_common.data.readers import load_squad
     from qa_common.jobs.speed import (
         SpeedSettings,
-        device_name,
         end_to_end,
+        hardware_description,
         model_only,
         module_flops,
         peak_tflops,
@@ -103,13 +103,13 @@ def main(argv: list[str] | None = None) -> int:
     examples = examples[: args.examples] if args.examples else examples
     model = load(args.model, device)
     features = model.windows(examples, with_labels=False)
-    peak = peak_tflops(device_name(), args.peak_tflops or None)
+    peak = peak_tflops(hardware_description(), args.peak_tflops or None)
     settings = SpeedSettings(batch_size=args.batch_size,
                              model_only_batch_sizes=tuple(int(b) for b in args.batch_sizes.split(",")),
                              sequence_length=args.sequence_length, model_only_seconds=args.model_only_seconds,
                              latency_questions=args.latency_questions, repeats=3)
     flops = module_flops(model.module)
-    common = {"hardware": device_name(), "torch": torch.__version__, "model": args.model, "data": args.data,
+    common = {"hardware": hardware_description(), "torch": torch.__version__, "model": args.model, "data": args.data,
               "questions": len(examples), "windows": len(features), "commit": os.environ.get("SQUAD_QA_COMMIT", ""),
               "command": shlex.join([os.path.basename(sys.executable), *sys.argv]), "peak_tflops": peak}
     for name in [c.strip() for c in args.configs.split(",") if c.strip()]:

@@ -161,11 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--peak-tflops", type=float, default=0.0)
     args = parser.parse_args(argv)
-    from qa_common.jobs.speed import device_name, encoder_flops_per_sequence, peak_tflops
+    from qa_common.jobs.speed import encoder_flops_per_sequence, hardware_description, peak_tflops
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    peak = peak_tflops(device_name(), args.peak_tflops or None)
-    results = {"hardware": device_name(), "torch": torch.__version__, "sequence_length": args.sequence_length,
+    peak = peak_tflops(hardware_description(), args.peak_tflops or None)
+    results = {"hardware": hardware_description(), "torch": torch.__version__, "sequence_length": args.sequence_length,
                "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "preset": args.preset,
                "command": shlex.join([os.path.basename(sys.executable), *sys.argv]),
                "commit": os.environ.get("SQUAD_QA_COMMIT", ""), "variants": {}}

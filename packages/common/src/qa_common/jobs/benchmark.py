@@ -35,12 +35,14 @@ def hardware_description() -> str:
     return f"CPU {platform.machine()} ({os.cpu_count()} cores)"
 
 
-def _synchronise() -> None:
+def synchronise() -> None:
+    """Wait for the GPU (if any), so that wall-clock timings include its work."""
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
 
-def _peak_memory_mb() -> float:
+def peak_memory_mb() -> float:
+    """Peak GPU memory allocated (MiB), or on a CPU the process's peak resident set."""
     if torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kilobytes on Linux
@@ -60,10 +62,10 @@ def benchmark_model(
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     model.predict(examples[: min(len(examples), batch_size)], batch_size=batch_size)  # warm-up
-    _synchronise()
+    synchronise()
     began = time.perf_counter()
     model.predict(examples, batch_size=batch_size)
-    _synchronise()
+    synchronise()
     elapsed = time.perf_counter() - began
     figures = {"questions_per_s": len(examples) / elapsed, "questions": float(len(examples))}
 
@@ -71,7 +73,7 @@ def benchmark_model(
     for example in examples[:latency_questions]:
         began = time.perf_counter()
         model.predict([example], batch_size=1)
-        _synchronise()
+        synchronise()
         latencies.append(time.perf_counter() - began)
     figures["latency_p50_ms"] = float(np.percentile(latencies, 50) * 1000)
     figures["latency_p95_ms"] = float(np.percentile(latencies, 95) * 1000)
@@ -81,11 +83,11 @@ def benchmark_model(
         for size in model_only_batch_sizes:
             inputs = model.model_only_inputs(size, sequence_length)
             runner(inputs)
-            _synchronise()
+            synchronise()
             began = time.perf_counter()
             for _ in range(repeats):
                 runner(inputs)
-            _synchronise()
+            synchronise()
             figures[f"model_sequences_per_s_b{size}"] = size * repeats / (time.perf_counter() - began)
-    figures["peak_memory_mb"] = _peak_memory_mb()
+    figures["peak_memory_mb"] = peak_memory_mb()
     return figures

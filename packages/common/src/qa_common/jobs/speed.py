@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from qa_common.data.examples import SquadExample
+from qa_common.jobs.benchmark import hardware_description, peak_memory_mb, synchronise
 from qa_common.scoring import score_predictions
 
 # Dense bf16 tensor-core peak (TFLOP/s, no sparsity) by GPU name, first match wins; --peak-tflops overrides.
@@ -77,42 +78,21 @@ def module_flops(module: Any) -> Callable[[int], float] | None:
     return lambda tokens: encoder_flops_per_sequence(sizes[0], sizes[1], sizes[2], tokens)
 
 
-def device_name() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    import platform
-
-    return f"CPU {platform.machine()} ({os.cpu_count()} cores)"
-
-
-def _synchronise() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def _reset_peak() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
 
 
-def _peak_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _timed(function: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
     """Seconds per call of ``function`` after ``warmup`` calls (the device synchronised around the timing)."""
     for _ in range(warmup):
         function()
-    _synchronise()
+    synchronise()
     began = time.perf_counter()
     for _ in range(repeats):
         function()
-    _synchronise()
+    synchronise()
     return (time.perf_counter() - began) / repeats
 
 
@@ -208,12 +188,12 @@ def end_to_end(predict: Callable[[Sequence[SquadExample]], Any], examples: Seque
     """Questions/s of ``predict`` over all ``examples`` (best of ``repeats`` after a warm-up) and batch-1
     latency over the first ``latency_questions``; returns the figures and the last predictions."""
     predict(examples[: min(len(examples), 64)])
-    _synchronise()
+    synchronise()
     best, raw = float("inf"), None
     for _ in range(settings.repeats):
         began = time.perf_counter()
         raw = predict(examples)
-        _synchronise()
+        synchronise()
         best = min(best, time.perf_counter() - began)
     latencies = []
     for example in examples[: settings.latency_questions]:  # warm-up: CUDA graphs and compiles of these shapes
@@ -221,7 +201,7 @@ def end_to_end(predict: Callable[[Sequence[SquadExample]], Any], examples: Seque
     for example in examples[: settings.latency_questions]:
         began = time.perf_counter()
         predict([example])
-        _synchronise()
+        synchronise()
         latencies.append(time.perf_counter() - began)
     return {"questions_per_s": len(examples) / best, **_percentiles(latencies)}, raw
 
@@ -257,7 +237,7 @@ def extractive_paths(model, plain_model, examples: Sequence[SquadExample], optio
         path.figures.update(figures)
         tokenise = _timed(lambda r=reader: r.windows(examples, with_labels=False), repeats=1, warmup=0)
         path.figures["tokenise_questions_per_s"] = len(examples) / tokenise
-        path.figures["peak_memory_mb"] = _peak_mb()
+        path.figures["peak_memory_mb"] = peak_memory_mb()
         path.figures["wall_s"] = time.perf_counter() - began
         path.answers, path.no_answer_probabilities = _answers(raw)
         path.figures.update(_score(examples, path.answers, path.no_answer_probabilities))
@@ -340,7 +320,7 @@ def architecture_path(spec: str, examples: Sequence[SquadExample], options, sett
     figures, raw = end_to_end(lambda batch: model.predict(batch, batch_size=settings.batch_size), chosen,
                               replace(settings, latency_questions=min(settings.latency_questions, 8)))
     path.figures.update(figures)
-    path.figures["peak_memory_mb"] = _peak_mb()
+    path.figures["peak_memory_mb"] = peak_memory_mb()
     path.figures["questions"] = float(len(chosen))
     path.figures["parameters"] = float(model.parameter_counts().total)
     path.answers, path.no_answer_probabilities = _answers(raw)
@@ -428,7 +408,7 @@ def run_side_by_side(model_spec: str, data: str, *, settings: SpeedSettings, opt
     if max_examples:
         examples = examples[:max_examples]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    peak = peak_tflops(device_name(), settings.peak_tflops)
+    peak = peak_tflops(hardware_description(), settings.peak_tflops)
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
@@ -484,7 +464,7 @@ def run_side_by_side(model_spec: str, data: str, *, settings: SpeedSettings, opt
     result = {
         "model": model_spec, "data": data, "questions": len(examples), "windows": len(features),
         "window_mean_tokens": float(features.lengths().mean()), "max_length": s.max_length,
-        "hardware": device_name(), "torch": torch.__version__, "transformers": transformers.__version__,
+        "hardware": hardware_description(), "torch": torch.__version__, "transformers": transformers.__version__,
         "commit": commit, "command": command, "peak_tflops": peak, "sequence_length": settings.sequence_length,
         "flops_per_sequence": flops(settings.sequence_length) if flops else None,
         "batch_sizes": list(settings.model_only_batch_sizes), "settings": vars(settings),
