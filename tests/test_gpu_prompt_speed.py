@@ -16,7 +16,7 @@ def test_the_gpu_speed_script_runs_tiny_models_on_the_cpu(tmp_path, monkeypatch)
     script = runpy.run_path(str(REPO / "scripts" / "gpu_prompt_speed.py"))
     try:
         assert script["main"](["--tiny", "--out", str(tmp_path), "--device", "cpu", "--questions", "2",
-                               "--new-tokens", "3"]) == 0
+                               "--new-tokens", "3", "--loop-batch-sizes", "1,2"]) == 0
     finally:
         torch.set_num_threads(previous)
     results = json.loads((tmp_path / "gpu_prompt_speed.json").read_text())
@@ -30,6 +30,11 @@ def test_the_gpu_speed_script_runs_tiny_models_on_the_cpu(tmp_path, monkeypatch)
         for figures in (zero[name], three[name]):
             assert figures["decode_tokens_per_s"] > 0 and figures["prompt_processing_ms_median"] > 0
             assert figures["new_tokens"] == 3 and figures["prompts"] == 2
+        assert results["models"][name]["loop_equals_generate"] is True
+        for k in (0, 3):
+            for batch_size in (1, 2):
+                loop = results["models"][name]["settings"][f"{k}-shot loop b{batch_size}"]
+                assert loop["batch_size"] == batch_size and loop["decode_tokens_per_s"] > 0
     assert results["models"]["gpt2-124m"]["code_path"] == "attention: sdpa"
     assert results["models"]["mamba-130m"]["code_path"].startswith("mamba reference")
     with pytest.raises(SystemExit):
