@@ -7,6 +7,7 @@ numpy, spans selected with `top_window_spans`. Both must give the same answers a
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -50,17 +51,20 @@ def _assert_same_predictions(expected, actual) -> None:
         assert [text for text, _ in fast.n_best] == [text for text, _ in reference.n_best], qid
 
 
-def test_torch_span_selection_equals_the_numpy_reference_on_real_windows(model, examples) -> None:
+@pytest.mark.parametrize("span_scores", ["logits", "window_probabilities"])
+def test_torch_span_selection_equals_the_numpy_reference_on_real_windows(model, examples, span_scores) -> None:
     features = model.windows(examples, with_labels=False)
     assert len(features) > len(examples)  # several windows for some questions
     indices = np.arange(len(features))
     batch, is_context = model.pack(features, indices, int(features.lengths().max()))
     start, end = model.runner(batch)
-    reference = top_window_spans(start, end, is_context, batch["attention_mask"], n_best=20, max_answer_length=30)
+    reference = top_window_spans(start, end, is_context, batch["attention_mask"], n_best=20, max_answer_length=30,
+                                 span_scores=span_scores)
     fast = top_window_spans_torch(torch.from_numpy(start), torch.from_numpy(end), torch.from_numpy(is_context),
-                                  torch.from_numpy(batch["attention_mask"]), n_best=20, max_answer_length=30)
-    np.testing.assert_array_equal(fast.null_score, reference.null_score)
-    np.testing.assert_array_equal(fast.score, reference.score)  # the same float32 sums, best first
+                                  torch.from_numpy(batch["attention_mask"]), n_best=20, max_answer_length=30,
+                                  span_scores=span_scores)
+    np.testing.assert_allclose(fast.null_score, reference.null_score, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fast.score, reference.score, rtol=1e-6, atol=1e-6)  # float32, best first
     finite = np.isfinite(reference.score)
     assert finite.sum() > 0.9 * finite.size
     np.testing.assert_array_equal(fast.start_token[finite], reference.start_token[finite])
@@ -140,3 +144,84 @@ def test_unpadded_sdpa_gives_the_same_logits_with_and_without_padding() -> None:
         # Traced (as under torch.compile), no mask is built for the unpadded batch and the result is the same.
         traced = torch.compile(module, backend="eager")(input_ids=ids)
         torch.testing.assert_close(traced.start_logits, unpadded.start_logits)
+
+
+def _pipeline_answers(model, examples, max_answer_length: int = 30) -> dict[str, str]:
+    """transformers 4.57's ``pipeline("question-answering")`` decision, rewritten in numpy from its
+    ``select_starts_ends``/``decode_spans``/``postprocess`` (top_k=1, handle_impossible_answer=True,
+    align_to_words=False): per window, softmaxes over the context and [CLS], the null is the smallest
+    p_start[CLS] x p_end[CLS], each window's best span by p_start x p_end; windows whose best spans have the same
+    text (ignoring case) add their scores; the best answer wins unless the null scores higher."""
+    features = model.windows(examples, with_labels=False)
+    start_logits, end_logits = model.logits(features, batch_size=16)
+    answers = {}
+    for index, example in enumerate(examples):
+        null, found = 1e6, []
+        for feature in np.flatnonzero(features.example_index == index):
+            allowed = features.offsets[feature][:, 0] >= 0
+            allowed[0] = True
+            length = len(allowed)
+            start = np.where(allowed, start_logits[feature, :length], -10000.0)
+            end = np.where(allowed, end_logits[feature, :length], -10000.0)
+            start = np.exp(start - start.max()) / np.exp(start - start.max()).sum()
+            end = np.exp(end - end.max()) / np.exp(end - end.max()).sum()
+            null = min(null, float(start[0] * end[0]))
+            start[0] = end[0] = 0.0
+            outer = np.tril(np.triu(start[:, None] * end[None, :]), max_answer_length - 1)
+            s, e = np.unravel_index(np.argmax(outer), outer.shape)
+            offsets = features.offsets[feature]
+            text = example.context[offsets[s][0]:offsets[e][1]]
+            same = next((answer for answer in found if answer[0].lower() == text.lower()), None)
+            if same:
+                same[1] += float(outer[s, e])
+            else:
+                found.append([text, float(outer[s, e])])
+        found.append(["", null])
+        answers[example.id] = sorted(found, key=lambda answer: answer[1], reverse=True)[0][0]
+    return answers
+
+
+class _NullBoost:
+    """A runner whose start and end logits at [CLS] are raised by ``boost``, so the null answer wins some
+    questions (random weights give it none)."""
+
+    def __init__(self, runner, boost: float):
+        self.runner, self.boost = runner, boost
+
+    def __call__(self, batch):
+        start, end = self.runner(batch)
+        start[:, 0] += self.boost
+        end[:, 0] += self.boost
+        return start, end
+
+    def logits_tensors(self, batch):
+        start, end = self.runner.logits_tensors(batch)
+        return start.index_add(1, torch.tensor([0]), torch.full((len(start), 1), self.boost)), end.index_add(
+            1, torch.tensor([0]), torch.full((len(end), 1), self.boost))
+
+
+@pytest.mark.parametrize("null_wins", [False, True], ids=["spans-win", "null-wins-some"])
+def test_window_probabilities_decide_as_the_qa_pipeline_does(model, examples, null_wins) -> None:
+    """The side-by-side benchmark compares EM/F1 with transformers' pipeline: with ``span_scores`` set to the
+    pipeline's rule, the same logits give the same answers; the default rule differs on multi-window questions."""
+    if null_wins:
+        model = copy.copy(model)
+        features = model.windows(examples, with_labels=False)
+        start, end = model.logits(features, batch_size=16)
+        spans = top_window_spans(start, end, np.stack([np.pad(o[:, 0] >= 0, (0, start.shape[1] - len(o)))
+                                                       for o in features.offsets]),
+                                 np.isfinite(start), n_best=1)
+        margin = np.median(spans.score[:, 0] - spans.null_score)  # half the windows' best spans beat the null
+        model.runner = _NullBoost(model.runner, float(margin) / 2)
+    expected = _pipeline_answers(model, examples)
+    nulls = sum(text == "" for text in expected.values())
+    assert (0 < nulls < len(expected)) if null_wins else nulls == 0
+    for span_scores, decode in (("window_probabilities", "device"), ("window_probabilities", "reference")):
+        predictions = model.predict(examples, batch_size=16,
+                                    options=InferenceOptions(span_scores=span_scores, decode=decode))
+        actual = {qid: p.text if p.no_answer_probability <= 0.5 else "" for qid, p in predictions.items()}
+        assert actual == expected
+    default = model.predict(examples, batch_size=16)
+    differing = sum((p.text if p.no_answer_probability <= 0.5 else "") != expected[qid]
+                    for qid, p in default.items())
+    assert differing > 0

@@ -21,7 +21,13 @@ import torch
 from qa_common.adapter import QAModel, RawPrediction
 from qa_common.data.examples import SquadExample
 from qa_common.data.windows import NOT_CONTEXT, ExtractiveFeatures, make_windows
-from qa_common.decoding.spans import WindowSpans, merge_window_spans, top_window_spans, top_window_spans_torch
+from qa_common.decoding.spans import (
+    SpanScores,
+    WindowSpans,
+    merge_window_spans,
+    top_window_spans,
+    top_window_spans_torch,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,9 @@ class InferenceOptions:
       recompile (one graph for all lengths: far less compile time, maybe slower kernels).
     - ``cuda_graphs``: replay a captured CUDA graph per batch shape for batches of at most
       ``cuda_graph_max_batch`` windows (batch-1 latency). Compile and graphs apply only on CUDA.
+    - ``span_scores``: "logits" scores spans start + end logit (HF's run_qa postprocessing; the calibrated
+      no-answer threshold is chosen on these scores); "window_probabilities" compares spans and the null answer
+      by their probabilities within their window, as transformers' QA pipeline does (`qa_common.decoding.spans`).
     """
 
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -57,6 +66,7 @@ class InferenceOptions:
     cuda_graphs: bool = False
     cuda_graph_max_batch: int = 8
     static_length_multiple: int = 32
+    span_scores: SpanScores = "logits"
 
     @property
     def static_shapes(self) -> bool:
@@ -447,11 +457,13 @@ class ExtractiveQAModel(QAModel):
                 start, end = self.runner.logits_tensors(batch)
                 found = top_window_spans_torch(start, end, torch.from_numpy(is_context),
                                                torch.from_numpy(batch["attention_mask"]),
-                                               n_best=keep, max_answer_length=s.max_answer_length)
+                                               n_best=keep, max_answer_length=s.max_answer_length,
+                                               span_scores=options.span_scores)
             else:
                 start, end = self.runner(batch)
                 found = top_window_spans(start, end, is_context, batch["attention_mask"],
-                                         n_best=keep, max_answer_length=s.max_answer_length)
+                                         n_best=keep, max_answer_length=s.max_answer_length,
+                                         span_scores=options.span_scores)
             count, width = len(indices), found.score.shape[1]
             spans.start_token[indices, :width] = found.start_token[:count]
             spans.end_token[indices, :width] = found.end_token[:count]
@@ -469,7 +481,8 @@ class ExtractiveQAModel(QAModel):
         features = self.windows(examples, with_labels=False)
         spans = self.window_spans(features, batch_size, progress, options)
         decodings = merge_window_spans(spans, features.offsets, features.example_index,
-                                       [example.context for example in examples], n_best=self.settings.n_best)
+                                       [example.context for example in examples], n_best=self.settings.n_best,
+                                       span_scores=(options or self.inference).span_scores)
         predictions: dict[str, RawPrediction] = {}
         for example, decoding in zip(examples, decodings, strict=True):
             best = decoding.best

@@ -5,12 +5,20 @@ window (feature) the best (start, end) token pairs inside the context are scored
 null score is the [CLS] pair, candidates of all windows of an example are merged, and the example's null
 score is the smallest over its windows. All pairs of a batch are scored at once as an (F, L, K) array, so
 decoding stays cheap next to the model.
+
+``span_scores="window_probabilities"`` scores as transformers' ``pipeline("question-answering")`` does instead:
+each window's start and end logits become log-softmaxes over the tokens a span may use there (its context and
+the null position), so a span's score is log(p_start x p_end) within its window; when merging, the windows
+whose best spans have the same text (ignoring case) add their probabilities, and the null is the smallest
+p_start[null] x p_end[null] over the windows. Within one window both rules rank spans alike; across windows they
+can differ.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -57,6 +65,17 @@ def _log_softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return masked - top - np.log(np.exp(masked - top).sum(axis=-1, keepdims=True))
 
 
+SpanScores = Literal["logits", "window_probabilities"]
+SPAN_SCORES: tuple[str, ...] = ("logits", "window_probabilities")
+
+
+def _span_positions(is_context, null_index: int):
+    """The positions a window's span probabilities are normalised over: its context and the null position."""
+    allowed = is_context.copy() if isinstance(is_context, np.ndarray) else is_context.clone()
+    allowed[:, null_index] = True
+    return allowed
+
+
 @dataclass(frozen=True)
 class WindowSpans:
     """The best spans of every window, as token positions: the first stage of decoding.
@@ -82,6 +101,7 @@ def top_window_spans(
     n_best: int = 20,
     max_answer_length: int = 30,
     null_index: int = 0,
+    span_scores: SpanScores = "logits",
 ) -> WindowSpans:
     """The ``n_best`` spans of every window with numpy: the reference of `top_window_spans_torch`.
 
@@ -92,6 +112,8 @@ def top_window_spans(
         n_best: how many spans to keep per window.
         max_answer_length: the longest span in tokens.
         null_index: the token position whose start+end logits are the null (no-answer) score.
+        span_scores: "logits" (start + end logits) or "window_probabilities" (the QA pipeline's rule; module
+            docstring).
     """
     start_logits = np.asarray(start_logits, dtype=np.float32)
     end_logits = np.asarray(end_logits, dtype=np.float32)
@@ -99,6 +121,11 @@ def top_window_spans(
     span_lengths = min(max_answer_length, length)
     is_context = np.asarray(is_context, dtype=bool)
     real = np.asarray(attention_mask, dtype=bool)
+    if span_scores == "window_probabilities":
+        allowed = _span_positions(is_context, null_index) & real
+        start_logits, end_logits = _log_softmax(start_logits, allowed), _log_softmax(end_logits, allowed)
+    elif span_scores != "logits":
+        raise ValueError(f"span_scores must be one of {', '.join(SPAN_SCORES)}, not {span_scores!r}")
 
     start_index = np.arange(length)[:, None]  # (L, 1)
     end_index = start_index + np.arange(span_lengths)[None, :]  # (L, K)
@@ -138,6 +165,7 @@ def top_window_spans_torch(
     n_best: int = 20,
     max_answer_length: int = 30,
     null_index: int = 0,
+    span_scores: SpanScores = "logits",
 ) -> WindowSpans:
     """`top_window_spans` with torch tensors on the logits' device (a GPU): only (F, n_best) arrays leave it.
 
@@ -153,6 +181,12 @@ def top_window_spans_torch(
     span_lengths = min(max_answer_length, length)
     is_context = is_context.to(device=device, dtype=torch.bool)
     real = attention_mask.to(device=device, dtype=torch.bool)
+    if span_scores == "window_probabilities":
+        allowed = _span_positions(is_context, null_index) & real
+        start = start.masked_fill(~allowed, float("-inf")).log_softmax(dim=-1)
+        end = end.masked_fill(~allowed, float("-inf")).log_softmax(dim=-1)
+    elif span_scores != "logits":
+        raise ValueError(f"span_scores must be one of {', '.join(SPAN_SCORES)}, not {span_scores!r}")
     start_index = torch.arange(length, device=device)[:, None]
     end_index = start_index + torch.arange(span_lengths, device=device)[None, :]
     in_range = end_index < length
@@ -183,6 +217,7 @@ def merge_window_spans(
     contexts: Sequence[str],
     *,
     n_best: int = 20,
+    span_scores: SpanScores = "logits",
 ) -> list[ExampleDecoding]:
     """The second stage of decoding: the windows' spans merged per example, mapped to context characters.
 
@@ -190,10 +225,13 @@ def merge_window_spans(
     score (ties: earlier window, then earlier start, then shorter span), the same characters proposed by
     several windows are kept once, empty texts dropped, and the ``n_best`` best kept; its null score is the
     smallest over its windows. An example whose windows hold no valid span gets no candidates and a no-answer
-    probability of 1.
+    probability of 1. With ``span_scores="window_probabilities"`` (scores are log-probabilities), the first
+    candidate of every text that is some window's best span scores the log of the sum of those windows'
+    probabilities, as the QA pipeline merges them.
     """
     per_example: dict[int, list[tuple[float, int, int, int, SpanCandidate]]] = {}
     example_null: dict[int, float] = {}
+    summed: dict[int, dict[str, float]] = {}  # window_probabilities: example -> text -> summed probability
     finite = np.isfinite(spans.score)
     for feature in range(len(spans.score)):
         example = int(feature_example_index[feature])
@@ -209,6 +247,9 @@ def merge_window_spans(
             candidate = SpanCandidate(context[start_char:end_char], start_char, end_char, score,
                                       float(spans.probability[feature, rank]))
             candidates.append((-score, feature, start_token, end_token, candidate))
+            if span_scores == "window_probabilities" and rank == 0:
+                texts = summed.setdefault(example, {})
+                texts[candidate.text.lower()] = texts.get(candidate.text.lower(), 0.0) + float(np.exp(score))
 
     decodings = []
     for example in range(len(contexts)):
@@ -219,7 +260,14 @@ def merge_window_spans(
         for *_, candidate in sorted(candidates, key=lambda entry: entry[:4]):
             if candidate.text.strip() and (candidate.start_char, candidate.end_char) not in unique:
                 unique[(candidate.start_char, candidate.end_char)] = candidate
-        best = tuple(list(unique.values())[:n_best])
+        kept = list(unique.values())
+        texts = summed.get(example)
+        if texts:
+            for index, candidate in enumerate(kept):
+                if candidate.text.lower() in texts:
+                    kept[index] = replace(candidate, score=float(np.log(texts.pop(candidate.text.lower()))))
+            kept.sort(key=lambda candidate: -candidate.score)  # stable: ties keep the order above
+        best = tuple(kept[:n_best])
         probability = no_answer_probability(null_score, best[0].score) if best else 1.0
         decodings.append(ExampleDecoding(candidates=best, null_score=null_score, no_answer_probability=probability))
     return decodings

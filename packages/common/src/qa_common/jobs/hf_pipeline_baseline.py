@@ -53,7 +53,10 @@ def run_pipeline(model_dir: str, records: list[dict], *, batch_size: int = 64, l
     tokenizer = AutoTokenizer.from_pretrained(model_dir, use_fast=True)
     qa = pipeline("question-answering", model=module, tokenizer=tokenizer, device=device)
     options = {"max_seq_len": max_seq_len, "doc_stride": doc_stride, "max_question_len": max_question_len,
-               "max_answer_len": max_answer_len, "handle_impossible_answer": True, "top_k": 1}
+               "max_answer_len": max_answer_len, "handle_impossible_answer": True, "top_k": 1,
+               # Answers cut at the chosen tokens' offsets, as squad-qa cuts them (the default widens them to
+               # whole words): the same rule on both sides, so equal logits give equal answers.
+               "align_to_words": False}
     inputs = [{"question": r["question"], "context": r["context"]} for r in records]
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

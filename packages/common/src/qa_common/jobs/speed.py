@@ -14,8 +14,11 @@ In one process, on the same questions and the same weights:
 
 Figures: model-only sequences/s at a fixed length for several batch sizes, model-only windows/s on the real
 windows of the data, end-to-end questions/s (tokenise, model, decode), latency p50/p95 at batch 1, peak memory,
-the share of the bf16 FLOP ceiling, and EM/F1 of every path at one decision rule (answer when the best span beats
-the null score), with the number of questions whose answers differ from ours.
+the share of the bf16 FLOP ceiling, and EM/F1 of every path at one decision rule, with the number of questions
+whose answers differ from ours. The rule is the pipeline's: spans and the null answer compared by their
+probabilities within their window (``span_scores="window_probabilities"`` for ``ours`` and ``plain``), answer
+when the best span's beats the null's, answers cut at token offsets (the pipeline with ``align_to_words=False``).
+Each path's answers are kept in speed.json.
 """
 
 from __future__ import annotations
@@ -44,8 +47,9 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
     ("L4", 121.0), ("A10", 125.0), ("RTX 4090", 165.0),
 )
 # The decision rule of every path's EM/F1: answer when the best span's score beats the null score (what the
-# pipeline's handle_impossible_answer does), so no path needs a calibrated threshold.
+# pipeline's handle_impossible_answer does), so no path needs a calibrated threshold; scores as the pipeline's.
 TIE_THRESHOLD = 0.5
+SPAN_SCORES = "window_probabilities"
 
 
 def peak_tflops(device_name: str, override: float | None = None) -> float | None:
@@ -218,7 +222,7 @@ def extractive_paths(model, plain_model, examples: Sequence[SquadExample], optio
     from qa_common.extractive import REFERENCE_OPTIONS
 
     plain_options = replace(REFERENCE_OPTIONS, precision=options.precision, sort_by_length=False,
-                            padding="max_length")
+                            padding="max_length", span_scores=SPAN_SCORES)
     results = []
     flops = module_flops(model.module)
     features = model.windows(examples, with_labels=False)
@@ -435,6 +439,7 @@ def run_side_by_side(model_spec: str, data: str, *, settings: SpeedSettings, opt
             directory, _ = resolve_model_directory(model_spec)
         model, _ = load_model(directory)
         model.to(device)
+        options = replace(options, span_scores=SPAN_SCORES)
         applied = model.configure_inference(options)
         plain, _ = load_model(directory)
         plain.to(device)
@@ -468,7 +473,8 @@ def run_side_by_side(model_spec: str, data: str, *, settings: SpeedSettings, opt
         "commit": commit, "command": command, "peak_tflops": peak, "sequence_length": settings.sequence_length,
         "flops_per_sequence": flops(settings.sequence_length) if flops else None,
         "batch_sizes": list(settings.model_only_batch_sizes), "settings": vars(settings),
-        "paths": [{"name": p.name, "figures": p.figures, "notes": p.notes} for p in paths],
+        "paths": [{"name": p.name, "figures": p.figures, "notes": p.notes,
+                   **({"answers": p.answers} if p.answers is not None else {})} for p in paths],
     }
     (report_dir / "speed.json").write_text(json.dumps(result, indent=1, default=str))
     (report_dir / "speed.md").write_text(markdown_report(result))
