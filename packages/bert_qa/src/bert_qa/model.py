@@ -114,7 +114,6 @@ class PruningSchedule(TrainerCallback):
 
 def build_model(config: BertQAConfig) -> BertQAModel:
     """A model ready for fine-tuning: pretrained encoder with a new QA head, or random weights (tiny)."""
-    source = resolve_model_name(config.model_name)
     tokenizer = AutoTokenizer.from_pretrained(
         resolve_model_name(config.tokenizer_name or config.model_name),
         use_fast=True,
@@ -124,7 +123,7 @@ def build_model(config: BertQAConfig) -> BertQAModel:
         raise ValueError(f"{config.model_name}: a fast tokenizer is needed for character offsets")
     if config.from_pretrained:
         module = AutoModelForQuestionAnswering.from_pretrained(
-            source, trust_remote_code=config.trust_remote_code, use_safetensors=None
+            resolve_model_name(config.model_name), trust_remote_code=config.trust_remote_code, use_safetensors=None
         )
     else:
         encoder_config = BertConfig(
