@@ -66,3 +66,20 @@ def _modeling_states(module, input_ids, context_mask, question_ids):
         for hook in hooks:
             hook.remove()
     return torch.cat([captured["modeled"], captured["ending"]], dim=-1)
+
+
+def test_bf16_weights_answer_like_fp32_ones():
+    """configure_inference casts a GPU model's weights to bf16: the exact-match feature must follow the
+    embeddings' dtype (an fp32 feature made the LSTM refuse its input on the H200). Checked here on the CPU."""
+    adapter = LstmAdapter()
+    for preset in ("tiny", "bidaf"):
+        model = adapter.build(adapter.config(preset, {"embeddings": "random", "pretrained_words": 0}))
+        examples = list(sample_examples(TRAIN_SAMPLE))[:40]
+        model.prepare(examples)
+        assert model.config.exact_match
+        full = model.predict(examples[:12], batch_size=4)
+        model.module.to(torch.bfloat16)
+        half = model.predict(examples[:12], batch_size=4)
+        assert half.keys() == full.keys()
+        close = sum(abs(half[qid].no_answer_probability - full[qid].no_answer_probability) < 0.05 for qid in full)
+        assert close >= 10, preset

@@ -48,11 +48,13 @@ class BiLSTM(nn.Module):
         return values * mask.unsqueeze(-1).to(values.dtype)
 
 
-def occurs_in(ids: torch.Tensor, mask: torch.Tensor, other_ids: torch.Tensor, other_mask: torch.Tensor):
-    """(B, T, 1): 1.0 where the word of ``ids`` is a real, known word that also occurs in ``other_ids``."""
+def occurs_in(ids: torch.Tensor, mask: torch.Tensor, other_ids: torch.Tensor, other_mask: torch.Tensor,
+              dtype: torch.dtype = torch.float32):
+    """(B, T, 1) of ``dtype`` (the embeddings' own, so bf16 weights get bf16 features): 1.0 where the word of
+    ``ids`` is a real, known word that also occurs in ``other_ids``."""
     same = (ids.unsqueeze(2) == other_ids.unsqueeze(1)) & other_mask.unsqueeze(1)
     known = mask & (ids > FIRST_WORD_ID - 1)
-    return (same.to(torch.float32).amax(dim=-1) * known.to(torch.float32)).unsqueeze(-1)
+    return (same.any(dim=-1) & known).to(dtype).unsqueeze(-1)
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
@@ -132,8 +134,10 @@ class Reader(nn.Module):
         question_mask = question_ids != 0
         context, question = self.embed(input_ids), self.embed(question_ids)
         if self.exact_match:
-            context = torch.cat([context, occurs_in(input_ids, context_mask, question_ids, question_mask)], -1)
-            question = torch.cat([question, occurs_in(question_ids, question_mask, input_ids, context_mask)], -1)
+            context = torch.cat([context, occurs_in(input_ids, context_mask, question_ids, question_mask,
+                                                    context.dtype)], -1)
+            question = torch.cat([question, occurs_in(question_ids, question_mask, input_ids, context_mask,
+                                                      question.dtype)], -1)
         context = self.encoder(context, context_mask)
         return context, self.encoder(question, question_mask), question_mask
 
@@ -261,7 +265,7 @@ class BiDAF(Reader):
         asked = question.masked_fill(~question_mask.unsqueeze(-1), MASKED).max(dim=1).values
         parts = [strongest, attended, asked]
         if self.exact_match:
-            found = occurs_in(question_ids, question_mask, input_ids, context_mask).squeeze(-1)
+            found = occurs_in(question_ids, question_mask, input_ids, context_mask, states.dtype).squeeze(-1)
             known = (question_mask & (question_ids >= FIRST_WORD_ID)).to(found.dtype).sum(1).clamp(min=1)
             parts.append((found.sum(1) / known).unsqueeze(-1))
         return self.dropout(torch.cat(parts, dim=-1))
