@@ -185,3 +185,47 @@ def test_pad_offsets_fills_with_not_context() -> None:
         padded,
         [[[0, 3], [4, 7], [-1, -1], [-1, -1]], [[-1, -1], [0, 2], [3, 5], [-1, -1]]],
     )
+
+
+def _merged_one_by_one(spans, offsets, example_index, contexts, n_best):
+    """The merge rule written plainly, one candidate at a time: the reference of the vectorised merge."""
+    results = []
+    for example in range(len(contexts)):
+        features = [f for f in range(len(example_index)) if example_index[f] == example]
+        entries = [(-float(spans.score[f, r]), f, int(spans.start_token[f, r]), int(spans.end_token[f, r]))
+                   for f in features for r in range(spans.score.shape[1]) if np.isfinite(spans.score[f, r])]
+        seen, kept = set(), []
+        for negative, f, start, end in sorted(entries):
+            characters = (int(offsets[f][start][0]), int(offsets[f][end][1]))
+            text = contexts[example][characters[0]:characters[1]]
+            if characters not in seen and text.strip():
+                seen.add(characters)
+                kept.append((text, -negative))
+        null = min((float(spans.null_score[f]) for f in features), default=0.0)
+        results.append((kept[:n_best], null))
+    return results
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_vectorised_merge_equals_the_one_by_one_rule_with_many_ties(seed: int) -> None:
+    """Random windows of random examples, scores rounded so ties and duplicate character ranges abound."""
+    from qa_common.decoding.spans import WindowSpans, merge_window_spans
+
+    rng = np.random.default_rng(seed)
+    contexts = ["".join(rng.choice(list("ab "), size=40)) for _ in range(7)]
+    example_index = np.sort(rng.integers(0, 6, size=15))  # example 6 has no window
+    offsets = []
+    for _ in example_index:
+        positions = np.sort(rng.integers(0, 40, size=(12, 2)), axis=1)
+        positions[:3] = -1  # [CLS], question, [SEP]
+        offsets.append(positions)
+    start = np.sort(rng.integers(3, 12, size=(15, 6)), axis=1)
+    end = np.minimum(start + rng.integers(0, 4, size=(15, 6)), 11)
+    score = np.round(rng.normal(size=(15, 6)), 0).astype(np.float32)
+    score[rng.random((15, 6)) < 0.2] = -np.inf
+    spans = WindowSpans(start, end, score, np.ones_like(score), np.round(rng.normal(size=15), 0).astype(np.float32))
+    for n_best in (1, 3, 20):
+        merged = merge_window_spans(spans, offsets, example_index, contexts, n_best=n_best)
+        expected = _merged_one_by_one(spans, offsets, example_index, contexts, n_best)
+        assert [([(c.text, c.score) for c in d.candidates], d.null_score) for d in merged] == expected
+    assert merged[6].candidates == () and merged[6].no_answer_probability == 1.0

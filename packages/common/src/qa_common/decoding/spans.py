@@ -16,6 +16,7 @@ can differ.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -55,8 +56,8 @@ def no_answer_probability(null_score: float, best_span_score: float) -> float:
     It is monotonic in the score difference HF thresholds on, so thresholds chosen on it are the same
     decisions, and it is a probability the official best-threshold search and the served contract can use.
     """
-    difference = null_score - best_span_score
-    return float(1.0 / (1.0 + np.exp(-np.clip(difference, -60.0, 60.0))))
+    difference = min(max(float(null_score) - float(best_span_score), -60.0), 60.0)
+    return 1.0 / (1.0 + math.exp(-difference))
 
 
 def _log_softmax(logits: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -229,47 +230,76 @@ def merge_window_spans(
     candidate of every text that is some window's best span scores the log of the sum of those windows'
     probabilities, as the QA pipeline merges them.
     """
-    per_example: dict[int, list[tuple[float, int, int, int, SpanCandidate]]] = {}
-    example_null: dict[int, float] = {}
-    summed: dict[int, dict[str, float]] = {}  # window_probabilities: example -> text -> summed probability
-    finite = np.isfinite(spans.score)
-    for feature in range(len(spans.score)):
-        example = int(feature_example_index[feature])
-        example_null[example] = min(example_null.get(example, np.inf), float(spans.null_score[feature]))
-        context = contexts[example]
-        candidates = per_example.setdefault(example, [])
-        feature_offsets = offsets[feature]
-        for rank in np.flatnonzero(finite[feature]):
-            start_token, end_token = int(spans.start_token[feature, rank]), int(spans.end_token[feature, rank])
-            start_char = int(feature_offsets[start_token, 0])
-            end_char = int(feature_offsets[end_token, 1])
-            score = float(spans.score[feature, rank])
-            candidate = SpanCandidate(context[start_char:end_char], start_char, end_char, score,
-                                      float(spans.probability[feature, rank]))
-            candidates.append((-score, feature, start_token, end_token, candidate))
-            if span_scores == "window_probabilities" and rank == 0:
-                texts = summed.setdefault(example, {})
-                texts[candidate.text.lower()] = texts.get(candidate.text.lower(), 0.0) + float(np.exp(score))
+    contexts = list(contexts)
+    num_features, keep = spans.score.shape
+    example_of_feature = np.asarray(feature_example_index, dtype=np.int64)[:num_features]
+    # Null scores: the smallest over each example's windows (0.0 for an example without windows).
+    null = np.full(len(contexts), np.inf)
+    np.minimum.at(null, example_of_feature, spans.null_score.astype(np.float64))
+    null[~np.isfinite(null)] = 0.0
 
+    # Every finite (window, rank) candidate, flattened, with its example and character range (vectorised).
+    feature, rank = np.nonzero(np.isfinite(spans.score))
+    start_token = spans.start_token[feature, rank]
+    end_token = spans.end_token[feature, rank]
+    score = spans.score[feature, rank].astype(np.float64)
+    probability = spans.probability[feature, rank]
+    example = example_of_feature[feature]
+    if isinstance(offsets, np.ndarray) and offsets.ndim == 3:
+        start_char = offsets[feature, start_token, 0]
+        end_char = offsets[feature, end_token, 1]
+    else:
+        lengths = np.fromiter((len(o) for o in offsets), dtype=np.int64, count=len(offsets))
+        flat = np.concatenate([np.asarray(o, dtype=np.int64).reshape(-1, 2) for o in offsets]) if len(offsets) \
+            else np.zeros((0, 2), np.int64)
+        first = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        start_char = flat[first[feature] + start_token, 0]
+        end_char = flat[first[feature] + end_token, 1]
+    # Best first within each example; ties: earlier window, then earlier start, then shorter span.
+    order = np.lexsort((end_token, start_token, feature, -score, example))
+    example, feature, rank = example[order], feature[order], rank[order]
+    start_char, end_char = start_char[order], end_char[order]
+    score, probability = score[order], probability[order]
+    # The same characters proposed by several windows: keep the first (best) copy of each span.
+    span_key = np.stack([example, start_char, end_char], axis=1)
+    _, first_copy = np.unique(span_key, axis=0, return_index=True)
+    unique = np.zeros(len(order), dtype=bool)
+    unique[first_copy] = True
+    # Windows' best spans, for the pipeline's rule (texts of equal lowercase add their probabilities).
+    summed: dict[int, dict[str, float]] = {}
+    if span_scores == "window_probabilities":
+        for index in np.flatnonzero(rank == 0):
+            text = contexts[example[index]][start_char[index]:end_char[index]].lower()
+            texts = summed.setdefault(int(example[index]), {})
+            texts[text] = texts.get(text, 0.0) + float(np.exp(score[index]))
+
+    bounds = np.searchsorted(example, np.arange(len(contexts) + 1)).tolist()
+    # Python lists: element access in the loop below is several times faster than on numpy arrays.
+    unique, start_char, end_char = unique.tolist(), start_char.tolist(), end_char.tolist()
+    score, probability, null = score.tolist(), probability.tolist(), null.tolist()
     decodings = []
-    for example in range(len(contexts)):
-        candidates = per_example.get(example, [])
-        null_score = example_null.get(example, 0.0)
-        # Several windows can propose the same characters; keep the best-scoring copy of each span.
-        unique: dict[tuple[int, int], SpanCandidate] = {}
-        for *_, candidate in sorted(candidates, key=lambda entry: entry[:4]):
-            if candidate.text.strip() and (candidate.start_char, candidate.end_char) not in unique:
-                unique[(candidate.start_char, candidate.end_char)] = candidate
-        kept = list(unique.values())
-        texts = summed.get(example)
+    for index, context in enumerate(contexts):
+        kept: list[SpanCandidate] = []
+        texts = summed.get(index)
+        for row in range(bounds[index], bounds[index + 1]):
+            if not unique[row]:
+                continue
+            text = context[start_char[row]:end_char[row]]
+            if not text.strip():
+                continue
+            kept.append(SpanCandidate(text, start_char[row], end_char[row], score[row], probability[row]))
+            if len(kept) == n_best and not texts:  # summed scores can reorder all candidates: keep them all
+                break
         if texts:
-            for index, candidate in enumerate(kept):
+            for position, candidate in enumerate(kept):
                 if candidate.text.lower() in texts:
-                    kept[index] = replace(candidate, score=float(np.log(texts.pop(candidate.text.lower()))))
+                    kept[position] = replace(candidate, score=float(np.log(texts.pop(candidate.text.lower()))))
             kept.sort(key=lambda candidate: -candidate.score)  # stable: ties keep the order above
         best = tuple(kept[:n_best])
-        probability = no_answer_probability(null_score, best[0].score) if best else 1.0
-        decodings.append(ExampleDecoding(candidates=best, null_score=null_score, no_answer_probability=probability))
+        null_score = null[index]
+        probability_none = no_answer_probability(null_score, best[0].score) if best else 1.0
+        decodings.append(ExampleDecoding(candidates=best, null_score=null_score,
+                                         no_answer_probability=probability_none))
     return decodings
 
 
