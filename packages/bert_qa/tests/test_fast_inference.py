@@ -76,7 +76,8 @@ def test_torch_span_selection_equals_the_numpy_reference_on_real_windows(model, 
     InferenceOptions(max_batch_tokens=1024),  # token budget, longest first, multiple of 8, spans on the device
     InferenceOptions(decode="reference", pad_to_multiple=1),  # the previous default path
     InferenceOptions(cuda_graphs=True, static_length_multiple=64),  # static buckets: filler rows, longer padding
-], ids=["token-budget", "sorted-reference-decode", "static-shapes"])
+    InferenceOptions(max_batch_tokens=1024, chunk_questions=7),  # chunks overlapped with the GPU's work
+], ids=["token-budget", "sorted-reference-decode", "static-shapes", "chunks-of-7"])
 def test_fast_predictions_equal_the_fixed_padding_reference(model, examples, options) -> None:
     reference = model.predict(examples, batch_size=16,
                               options=replace(REFERENCE_OPTIONS, sort_by_length=False, padding="max_length"))

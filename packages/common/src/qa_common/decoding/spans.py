@@ -167,11 +167,14 @@ def top_window_spans_torch(
     max_answer_length: int = 30,
     null_index: int = 0,
     span_scores: SpanScores = "logits",
-) -> WindowSpans:
+    to_host: bool = True,
+):
     """`top_window_spans` with torch tensors on the logits' device (a GPU): only (F, n_best) arrays leave it.
 
     The same arithmetic in float32 (scores are start + end logits, as in the reference), ``topk`` instead of
-    ``argpartition``; tests hold both to the same spans and null scores on real windows.
+    ``argpartition``; tests hold both to the same spans and null scores on real windows. With ``to_host``
+    False it returns the results packed in one tensor still on the device, without waiting for the GPU
+    (`unpack_window_spans` of its ``.cpu().numpy()`` gives the WindowSpans).
     """
     import torch
 
@@ -203,10 +206,16 @@ def top_window_spans_torch(
     end_log_probs = end.masked_fill(~real, float("-inf")).log_softmax(dim=-1)
     probability = (start_log_probs.gather(1, start_token) + end_log_probs.gather(1, end_token)).exp()
     null_scores = start[:, null_index] + end[:, null_index]
-    # One transfer for the five small results.
-    packed = torch.cat([start_token.float(), end_token.float(), top_scores, probability,
-                        null_scores[:, None]], dim=1).cpu().numpy()
-    k = keep
+    # One transfer for the five small results (`unpack_window_spans`), left to the caller with ``to_host=False``
+    # so it can queue more GPU work first.
+    packed = torch.cat([start_token.float(), end_token.float(), top_scores, probability, null_scores[:, None]],
+                       dim=1)
+    return unpack_window_spans(packed.cpu().numpy()) if to_host else packed
+
+
+def unpack_window_spans(packed: np.ndarray) -> WindowSpans:
+    """The `WindowSpans` of `top_window_spans_torch`'s packed (F, 4k + 1) array (on the host)."""
+    k = (packed.shape[1] - 1) // 4
     return WindowSpans(packed[:, :k].astype(np.int64), packed[:, k:2 * k].astype(np.int64),
                        packed[:, 2 * k:3 * k], packed[:, 3 * k:4 * k], packed[:, 4 * k])
 

@@ -363,7 +363,8 @@ def markdown_report(result: dict[str, Any]) -> str:
              f"{result['max_length']} tokens at most, mean {result['window_mean_tokens']:.0f})",
              f"- bf16 peak used for the ceiling share: {result['peak_tflops']} TFLOP/s; FLOPs per sequence at "
              f"{result['sequence_length']}: {result['flops_per_sequence'] or 'n/a'}",
-             "- EM/F1 of every path at one rule: answer when the best span beats the null score", ""]
+             "- EM/F1 of every path at one rule, the QA pipeline's: spans and the null answer compared by their "
+             "probabilities within their window; answer when the best span beats the null", ""]
     keys = ["model_seq_per_s_b1", "model_latency_b1_ms", *[f"model_seq_per_s_b{b}" for b in result["batch_sizes"]
                                                           if b != 1],
             *[f"model_ceiling_share_b{b}" for b in result["batch_sizes"] if b != 1],
