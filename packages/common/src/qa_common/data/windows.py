@@ -75,29 +75,25 @@ def make_windows(
             f"budget ({max_question_length}) and special tokens"
         )
     questions = [example.question.lstrip() for example in examples]
-    questions = _truncated_questions(tokenizer, questions, max_question_length)
-    encoded = tokenizer(
-        questions,
-        [example.context for example in examples],
-        truncation="only_second",
-        max_length=max_length,
-        stride=doc_stride,
-        return_overflowing_tokens=True,
-        return_offsets_mapping=True,
-        padding=False,
-    )
+    contexts = [example.context for example in examples]
+    # Questions are cut to their budget only when one is over it (rare): the windows' own tokens say so, which
+    # saves tokenising every question twice. A question too long to leave room for any context fails the
+    # tokenizer; cut first then.
+    try:
+        encoded, offsets, context_masks, longest_question = _encode(tokenizer, questions, contexts, max_length,
+                                                                   doc_stride)
+    except Exception:  # noqa: BLE001 - tokenizers' truncation error for a question longer than max_length
+        longest_question = max_question_length + 1
+    if longest_question > max_question_length:
+        questions = _truncated_questions(tokenizer, questions, max_question_length)
+        encoded, offsets, context_masks, _ = _encode(tokenizer, questions, contexts, max_length, doc_stride)
     example_index = np.asarray(encoded["overflow_to_sample_mapping"], dtype=np.int64)
-    offsets: list[np.ndarray] = []
     starts: list[int] = []
     ends: list[int] = []
-    for feature, sample in enumerate(example_index):
-        sequence_ids = encoded.sequence_ids(feature)
-        feature_offsets = np.asarray(encoded["offset_mapping"][feature], dtype=np.int64).reshape(-1, 2)
-        is_context = np.fromiter((sid == 1 for sid in sequence_ids), dtype=bool, count=len(sequence_ids))
-        feature_offsets[~is_context] = NOT_CONTEXT
-        offsets.append(feature_offsets)
-        if with_labels:
-            start, end = _label(examples[sample], feature_offsets, is_context, encoded["input_ids"][feature])
+    if with_labels:
+        for feature, sample in enumerate(example_index):
+            start, end = _label(examples[sample], offsets[feature], context_masks[feature],
+                                encoded["input_ids"][feature])
             starts.append(start)
             ends.append(end)
     token_type_ids = encoded.get("token_type_ids")
@@ -109,6 +105,26 @@ def make_windows(
         start_positions=np.asarray(starts, dtype=np.int64) if with_labels else None,
         end_positions=np.asarray(ends, dtype=np.int64) if with_labels else None,
     )
+
+
+def _encode(tokenizer, questions: list[str], contexts: list[str], max_length: int, doc_stride: int):
+    """The windows of (question, context) pairs, each window's offsets (NOT_CONTEXT outside the context) and
+    context mask, and the most question tokens of any window."""
+    encoded = tokenizer(questions, contexts, truncation="only_second", max_length=max_length, stride=doc_stride,
+                        return_overflowing_tokens=True, return_offsets_mapping=True, padding=False)
+    offsets: list[np.ndarray] = []
+    context_masks: list[np.ndarray] = []
+    longest_question = 0
+    for feature in range(len(encoded["input_ids"])):
+        sequence_ids = np.array([-1 if sid is None else sid for sid in encoded.sequence_ids(feature)],
+                                dtype=np.int64)
+        feature_offsets = np.array(encoded["offset_mapping"][feature], dtype=np.int64).reshape(-1, 2)
+        is_context = sequence_ids == 1
+        feature_offsets[~is_context] = NOT_CONTEXT
+        offsets.append(feature_offsets)
+        context_masks.append(is_context)
+        longest_question = max(longest_question, int((sequence_ids == 0).sum()))
+    return encoded, offsets, context_masks, longest_question
 
 
 def _label(example: SquadExample, offsets: np.ndarray, is_context: np.ndarray, input_ids) -> tuple[int, int]:
