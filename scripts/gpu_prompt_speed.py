@@ -43,6 +43,7 @@ import torch  # noqa: E402
 
 from qa_common.causal_lm import greedy_generate, kernel_path, load_tokenizer  # noqa: E402
 from qa_common.data.readers import load_squad  # noqa: E402
+from qa_common.jobs.benchmark import synchronise  # noqa: E402
 from qa_common.jobs.prompt_eval import PromptBuilder, PromptEvalConfig, sample_questions, study_shot_pool  # noqa: E402
 
 # The published sizes (config.json of state-spaces/mamba-130m-hf, RWKV/rwkv-4-169m-pile, gpt2).
@@ -131,18 +132,18 @@ def forward_loop(model, prompt: list[int], new_tokens: int, batch_size: int = 1)
     device = next(model.parameters()).device
     ids = torch.tensor([prompt] * batch_size, device=device)
     with torch.inference_mode():
-        _synchronise(device)
+        synchronise()
         began = time.perf_counter()
         output = model(input_ids=ids, use_cache=True, logits_to_keep=1)
         token = output.logits[:, -1].argmax(-1, keepdim=True)
-        _synchronise(device)
+        synchronise()
         prompted = time.perf_counter()
         tokens = [token]
         for _ in range(new_tokens - 1):
             output = _step(model, token, output)
             token = output.logits[:, -1].argmax(-1, keepdim=True)
             tokens.append(token)
-        _synchronise(device)
+        synchronise()
         ended = time.perf_counter()
     return torch.cat(tokens, dim=1)[0].tolist(), prompted - began, ended - prompted
 
@@ -159,11 +160,6 @@ def measure_forward_loop(model, prompts: list[list[int]], new_tokens: int, batch
         "decode_tokens_per_s": batch_size * (new_tokens - 1) * len(runs) / sum(decode for *_, decode in runs),
         "ms_per_step_median": 1000 * statistics.median(decode / max(new_tokens - 1, 1) for *_, decode in runs),
     }
-
-
-def _synchronise(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def logit_difference(model, prompt: list[int]) -> float:

@@ -70,6 +70,13 @@ SpanScores = Literal["logits", "window_probabilities"]
 SPAN_SCORES: tuple[str, ...] = ("logits", "window_probabilities")
 
 
+def _pipeline_rule(span_scores: str) -> bool:
+    """Whether ``span_scores`` asks for the QA pipeline's window probabilities; refuses an unknown rule."""
+    if span_scores not in SPAN_SCORES:
+        raise ValueError(f"span_scores must be one of {', '.join(SPAN_SCORES)}, not {span_scores!r}")
+    return span_scores == "window_probabilities"
+
+
 def _span_positions(is_context, null_index: int):
     """The positions a window's span probabilities are normalised over: its context and the null position."""
     allowed = is_context.copy() if isinstance(is_context, np.ndarray) else is_context.clone()
@@ -122,11 +129,9 @@ def top_window_spans(
     span_lengths = min(max_answer_length, length)
     is_context = np.asarray(is_context, dtype=bool)
     real = np.asarray(attention_mask, dtype=bool)
-    if span_scores == "window_probabilities":
+    if _pipeline_rule(span_scores):
         allowed = _span_positions(is_context, null_index) & real
         start_logits, end_logits = _log_softmax(start_logits, allowed), _log_softmax(end_logits, allowed)
-    elif span_scores != "logits":
-        raise ValueError(f"span_scores must be one of {', '.join(SPAN_SCORES)}, not {span_scores!r}")
 
     start_index = np.arange(length)[:, None]  # (L, 1)
     end_index = start_index + np.arange(span_lengths)[None, :]  # (L, K)
@@ -185,12 +190,10 @@ def top_window_spans_torch(
     span_lengths = min(max_answer_length, length)
     is_context = is_context.to(device=device, dtype=torch.bool)
     real = attention_mask.to(device=device, dtype=torch.bool)
-    if span_scores == "window_probabilities":
+    if _pipeline_rule(span_scores):
         allowed = _span_positions(is_context, null_index) & real
         start = start.masked_fill(~allowed, float("-inf")).log_softmax(dim=-1)
         end = end.masked_fill(~allowed, float("-inf")).log_softmax(dim=-1)
-    elif span_scores != "logits":
-        raise ValueError(f"span_scores must be one of {', '.join(SPAN_SCORES)}, not {span_scores!r}")
     start_index = torch.arange(length, device=device)[:, None]
     end_index = start_index + torch.arange(span_lengths, device=device)[None, :]
     in_range = end_index < length
@@ -276,7 +279,7 @@ def merge_window_spans(
     unique[first_copy] = True
     # Windows' best spans, for the pipeline's rule (texts of equal lowercase add their probabilities).
     summed: dict[int, dict[str, float]] = {}
-    if span_scores == "window_probabilities":
+    if _pipeline_rule(span_scores):
         for index in np.flatnonzero(rank == 0):
             text = contexts[example[index]][start_char[index]:end_char[index]].lower()
             texts = summed.setdefault(int(example[index]), {})

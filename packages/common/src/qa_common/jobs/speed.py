@@ -49,7 +49,7 @@ PEAK_BF16_TFLOPS: tuple[tuple[str, float], ...] = (
 # The decision rule of every path's EM/F1: answer when the best span's score beats the null score (what the
 # pipeline's handle_impossible_answer does), so no path needs a calibrated threshold; scores as the pipeline's.
 TIE_THRESHOLD = 0.5
-SPAN_SCORES = "window_probabilities"
+PIPELINE_SPAN_SCORES = "window_probabilities"
 
 
 def peak_tflops(device_name: str, override: float | None = None) -> float | None:
@@ -222,7 +222,7 @@ def extractive_paths(model, plain_model, examples: Sequence[SquadExample], optio
     from qa_common.extractive import REFERENCE_OPTIONS
 
     plain_options = replace(REFERENCE_OPTIONS, precision=options.precision, sort_by_length=False,
-                            padding="max_length", span_scores=SPAN_SCORES)
+                            padding="max_length", span_scores=PIPELINE_SPAN_SCORES)
     results = []
     flops = module_flops(model.module)
     features = model.windows(examples, with_labels=False)
@@ -440,7 +440,7 @@ def run_side_by_side(model_spec: str, data: str, *, settings: SpeedSettings, opt
             directory, _ = resolve_model_directory(model_spec)
         model, _ = load_model(directory)
         model.to(device)
-        options = replace(options, span_scores=SPAN_SCORES)
+        options = replace(options, span_scores=PIPELINE_SPAN_SCORES)
         applied = model.configure_inference(options)
         plain, _ = load_model(directory)
         plain.to(device)
