@@ -11,10 +11,13 @@ appended to ``--out`` as soon as it is measured, so a time limit that stops the 
 
 Configs (comma-separated names):
 
-- ``eager``: bf16 weights, eager SDPA, token-budget batches, spans on the device;
+- ``eager``: bf16 weights, token-budget batches, spans on the device, and (bert_qa) the packed module: fused
+  Q/K/V, batches with padding run unpadded through varlen flash attention (`InferenceOptions.packed`);
+- ``unpacked``: eager with transformers' module as it is (SDPA, padded batches);
 - ``graphs``: eager + CUDA graphs for batches of at most 8 windows (static shapes: lengths to multiples of 32);
 - ``compile``: torch.compile mode "default", dynamic shapes after the first recompile;
 - ``compile-mat``: mode "max-autotune-no-cudagraphs", dynamic shapes after the first recompile;
+- ``compile-static``: mode "default", dynamic=False, lengths bucketed by 64;
 - ``compile-mat-static``: mode "max-autotune-no-cudagraphs", dynamic=False, lengths bucketed by 64
   (one compile per bucket: slow to warm up);
 - ``compile-ro``: mode "reduce-overhead" (inductor's own CUDA graphs), dynamic=False, lengths bucketed by 64;
@@ -39,9 +42,12 @@ from qa_common.extractive import InferenceOptions
 
 CONFIGS = {
     "eager": {},
+    "unpacked": {"packed": False},
     "graphs": {"cuda_graphs": True},
     "compile": {"compile": True, "compile_mode": "default", "compile_dynamic": None},
     "compile-mat": {"compile": True, "compile_mode": "max-autotune-no-cudagraphs", "compile_dynamic": None},
+    "compile-static": {"compile": True, "compile_mode": "default", "compile_dynamic": False,
+                       "static_length_multiple": 64},
     "compile-mat-static": {"compile": True, "compile_mode": "max-autotune-no-cudagraphs", "compile_dynamic": False,
                            "static_length_multiple": 64},
     "compile-ro": {"compile": True, "compile_mode": "reduce-overhead", "compile_dynamic": False,

@@ -20,7 +20,10 @@ figure is timed features / timed seconds (the device synchronised at both ends).
 - ``ckpt``: gradient checkpointing (memory for speed);
 - ``workers``: 4 dataloader workers (default 0);
 - ``nomask``: full windows are passed without an attention mask and the model uses `qa_common.attention`'s SDPA,
-  which then needs no mask even when traced, so torch.compile keeps SDPA's flash kernel.
+  which then needs no mask even when traced, so torch.compile keeps SDPA's flash kernel;
+- ``packed`` (loop only): train `bert_qa.fused.PackedBertQA` over the model (one fused Q/K/V projection, SDPA
+  flash, the config's dropout), the span loss computed as transformers' BertForQuestionAnswering does;
+- ``bN``: batch N instead of ``--batch-size`` (e.g. ``b64``).
 
 A variant that fails is recorded with its error and the others still run.
 """
@@ -118,10 +121,15 @@ def run_loop(module, dataset, parts: set[str], args, device: str) -> dict:
         module.to(torch.bfloat16)
     if "ckpt" in parts:
         module.gradient_checkpointing_enable()
+    model = module
+    if "packed" in parts:
+        from bert_qa.fused import PackedBertQA
+
+        model = PackedBertQA(module).train()
     fused = "fused" in parts and device == "cuda"
-    optimizer = torch.optim.AdamW(module.parameters(), lr=5e-5, weight_decay=0.01, fused=fused or None,
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01, fused=fused or None,
                                   foreach=None if fused else True)
-    forward = torch.compile(module) if "compile" in parts else module
+    forward = torch.compile(model) if "compile" in parts else model
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
                                          num_workers=4 if "workers" in parts else 0, pin_memory=device == "cuda")
     autocast = device == "cuda" and "pure" not in parts
@@ -138,7 +146,13 @@ def run_loop(module, dataset, parts: set[str], args, device: str) -> dict:
             began = time.perf_counter()
         batch = {key: value.to(device, non_blocking=True) for key, value in next(stream).items()}
         with torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
-            loss = forward(**batch).loss
+            if "packed" in parts:
+                starts, ends = batch.pop("start_positions"), batch.pop("end_positions")
+                output = forward(**batch)
+                loss = (torch.nn.functional.cross_entropy(output.start_logits.float(), starts)
+                        + torch.nn.functional.cross_entropy(output.end_logits.float(), ends)) / 2
+            else:
+                loss = forward(**batch).loss
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -172,8 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     import transformers
 
     results["transformers"] = transformers.__version__
+    batch_size = args.batch_size
     for name in [v.strip() for v in args.variants.split(",") if v.strip()]:
         parts = set(name.split("+"))
+        sizes = [int(part[1:]) for part in parts if part[:1] == "b" and part[1:].isdigit()]
+        args.batch_size = sizes[0] if sizes else batch_size
         torch.manual_seed(0)
         module, vocabulary = build_module(args.preset, json.loads(args.overrides), args.sequence_length)
         config = module.config
@@ -189,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.reset_peak_memory_stats()
         try:
             runner = run_trainer if "trainer" in parts else run_loop
-            figures = runner(module, dataset, parts, args, device)
+            figures = {**runner(module, dataset, parts, args, device), "batch_size": args.batch_size}
             if peak:
                 figures["ceiling_share"] = figures["features_per_s"] * flops / (peak * 1e12)
             if torch.cuda.is_available():

@@ -9,10 +9,12 @@
 #   1. side by side (squad-qa benchmark --side-by-side): ours (bf16, token budget, spans on the GPU, CUDA graphs
 #      for small batches) vs the plain model at fixed padding vs transformers 4.57's QA pipeline (subprocess),
 #      with a row for lstm_qa, t5_qa (t5-base size) and mamba_qa (130M size), random weights -> speed.json/.md
-#   2. training features/s at 384, batch 32 without compile (Trainer baseline, plain loop, pure bf16) -> train.json
-#   3. the inference option sweep without compile (eager, graphs, chunked predict, token budgets) -> sweep.jsonl
-#   4. torch.compile: inference (default and max-autotune-no-cudagraphs, dynamic) -> sweep.jsonl, then training
-#      with compile -> train_compile.json, then static-shape compiles if time is left -> sweep.jsonl
+#   2. training features/s at 384 without compile (Trainer baseline at batch 32, plain loop, bert_qa.fused's packed
+#      module at batch 32 and 128) -> train.json
+#   3. the inference option sweep without compile (packed eager, transformers' module, graphs, chunked predict, a
+#      token budget) -> sweep.jsonl
+#   4. torch.compile (mode default): inference, dynamic and static shapes -> sweep.jsonl, then training with
+#      compile -> train_compile.json
 #   5. SUMMARY.md: the headline figures against the issue's targets.
 # Everything printed goes to suite.log as well. At most 8 files come back from $OUT: these are 7.
 set -uo pipefail
@@ -100,15 +102,14 @@ fi
 step side-by-side 200 "$PY" -m qa_common.cli benchmark "$BERT" "$DATA" --side-by-side "${SIDE[@]}" \
   --batch-size 64 --max-batch-tokens 32768 --cuda-graphs true "${PIPELINE[@]}" \
   --architecture "$LSTM" --architecture "$T5" --architecture "$MAMBA" --report-dir "$OUT" --commit "$SQUAD_QA_COMMIT"
-step train 90 "$PY" "${TRAIN[@]}" --variants "trainer,loop+fused,loop+fused+nomask,loop+pure+fused+nomask,trainer+ckpt" \
+step train 90 "$PY" "${TRAIN[@]}" --variants "trainer,loop+fused+nomask,loop+packed+fused,loop+packed+fused+b128" \
   --out "$OUT/train.json"
-step sweep-eager 90 "$PY" "${SWEEP[@]}" --configs "eager,graphs,chunk-256,chunk-512,budget-16384,budget-131072"
-# max-autotune ran out of its 150 s on the H200 (fa5902b, triton "out of resource" configs): default mode first.
-step sweep-compile 150 "$PY" "${SWEEP[@]}" --configs "compile,compile-mat"
+step sweep-eager 90 "$PY" "${SWEEP[@]}" --configs "eager,unpacked,graphs,chunk-256,budget-65536"
+# max-autotune ran out of its 150 s on the H200 (fa5902b, triton "out of resource" configs): default mode only.
+step sweep-compile 120 "$PY" "${SWEEP[@]}" --configs "compile,compile-static"
 step train-compile 150 "$PY" "${TRAIN[@]}" \
-  --variants "loop+pure+fused+compile+nomask,loop+fused+compile+nomask,trainer+compile+nomask,loop+fused+compile" \
+  --variants "loop+fused+compile+nomask,loop+packed+fused+compile,loop+packed+fused+compile+b128,loop+pure+packed+fused+compile+b128" \
   --out "$OUT/train_compile.json"
-step sweep-static 150 "$PY" "${SWEEP[@]}" --configs "compile-mat-static,compile-ro"
 
 "$PY" scripts/speed_summary.py "$OUT" > "$OUT/SUMMARY.md" && cat "$OUT/SUMMARY.md"
 echo "suite done in $((SECONDS - START))s"

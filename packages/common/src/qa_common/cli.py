@@ -86,7 +86,8 @@ def inference_options(args):
                             compile=coerce(args.compile, bool, "--compile"), compile_mode=args.compile_mode,
                             compile_dynamic=None if args.compile_dynamic == "auto" else
                             coerce(args.compile_dynamic, bool, "--compile-dynamic"),
-                            cuda_graphs=coerce(args.cuda_graphs, bool, "--cuda-graphs"))
+                            cuda_graphs=coerce(args.cuda_graphs, bool, "--cuda-graphs"),
+                            packed=coerce(args.packed, bool, "--packed"))
 
 
 def _load(model: str, runtime: str, options=None):
@@ -225,6 +226,9 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
                         help="false: one graph per bucketed shape; auto: dynamo's dynamic shapes after a recompile")
     parser.add_argument("--cuda-graphs", default="false",
                         help="replay CUDA graphs for small batches on a GPU (true/false)")
+    parser.add_argument("--packed", default="true",
+                        help="on a GPU, run batches unpadded with fused Q/K/V where the architecture can "
+                             "(bert_qa; true/false)")
 
 
 def _prompt_eval(args, extra: list[str]) -> int:

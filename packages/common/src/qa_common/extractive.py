@@ -53,6 +53,9 @@ class InferenceOptions:
     - ``span_scores``: "logits" scores spans start + end logit (HF's run_qa postprocessing; the calibrated
       no-answer threshold is chosen on these scores); "window_probabilities" compares spans and the null answer
       by their probabilities within their window, as transformers' QA pipeline does (`qa_common.decoding.spans`).
+    - ``packed``: on CUDA, an architecture with a packed module (bert_qa: `bert_qa.fused.PackedBertQA`, fused
+      Q/K/V) runs it, and a batch with padding runs unpadded: its real tokens laid end to end, attention by
+      varlen flash attention, so no projection pays for padding (`ExtractiveQAModel.packed_module`).
     - ``chunk_questions``: predict tokenises and queues this many questions at a time and merges the previous
       chunk's spans while the GPU runs the next, so tokenising and decoding can overlap the model (0: all at
       once). Off by default: each chunk is length-bucketed on its own, so batches pad more (1,426 validation
@@ -75,6 +78,7 @@ class InferenceOptions:
     static_length_multiple: int = 32
     span_scores: SpanScores = "logits"
     chunk_questions: int = 0
+    packed: bool = True
 
     @property
     def static_shapes(self) -> bool:
@@ -87,7 +91,7 @@ class InferenceOptions:
                                                                      and rows <= self.cuda_graph_max_batch)
 
 
-REFERENCE_OPTIONS = InferenceOptions(precision="fp32", decode="reference", pad_to_multiple=1)
+REFERENCE_OPTIONS = InferenceOptions(precision="fp32", decode="reference", pad_to_multiple=1, packed=False)
 
 
 @dataclass
@@ -160,15 +164,18 @@ class TorchRunner:
 
     With ``compile`` the module runs through torch.compile (static shapes); with ``cuda_graphs`` small batches
     replay a CUDA graph captured for their shape. A failure to compile or capture falls back to eager, once,
-    with a note on stderr.
+    with a note on stderr. With ``packed`` (a module with ``forward_packed``, e.g. `bert_qa.fused.PackedBertQA`)
+    a batch with padding that is not replayed from a graph runs unpadded: only its real tokens, end to end.
     """
 
     def __init__(self, module: torch.nn.Module, *, autocast: bool = True, compile: bool = False,
                  compile_mode: str = "max-autotune-no-cudagraphs", compile_dynamic: bool | None = False,
-                 cuda_graphs: bool = False, cuda_graph_max_batch: int = 8):
+                 cuda_graphs: bool = False, cuda_graph_max_batch: int = 8, packed: bool = False):
         self.module = module
         self.autocast = autocast
         self.compiled = None
+        self.packed = packed and hasattr(module, "forward_packed") and getattr(module, "can_pack", True)
+        self.compiled_packed = None
         if compile:
             import torch._dynamo
 
@@ -177,6 +184,8 @@ class TorchRunner:
                 if hasattr(torch._dynamo.config, name):
                     setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 128))
             self.compiled = torch.compile(module, mode=compile_mode or None, dynamic=compile_dynamic)
+            if self.packed:  # one graph for every token count
+                self.compiled_packed = torch.compile(module.forward_packed, mode=compile_mode or None, dynamic=True)
         self.cuda_graphs = cuda_graphs
         self.cuda_graph_max_batch = cuda_graph_max_batch
         self._graphs: dict[tuple, tuple] = {}
@@ -194,6 +203,25 @@ class TorchRunner:
             self.compiled = None
             output = self.module(**inputs)
         return output.start_logits, output.end_logits
+
+    def _packed(self, batch: dict[str, np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) start and end logits of a padded numpy batch run unpadded; padding positions get -10,000 (the
+        decoders never read them: they mask by the attention mask)."""
+        from_packed = _packed_inputs(batch, device)
+        inputs, flat, (rows, length) = from_packed
+        forward = self.compiled_packed if self.compiled_packed is not None else self.module.forward_packed
+        try:
+            logits = forward(**inputs)
+        except Exception as error:  # noqa: BLE001 - as _forward: an inductor failure falls back to eager
+            if forward is self.module.forward_packed:
+                raise
+            print(f"torch.compile failed ({type(error).__name__}: {str(error)[:200]}); running eager",
+                  file=sys.stderr)
+            self.compiled_packed = None
+            logits = self.module.forward_packed(**inputs)
+        filled = logits.new_full((2, rows * length), -1e4)
+        filled[:, flat] = logits.t()
+        return filled[0].view(rows, length), filled[1].view(rows, length)
 
     def _graphed(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         key = tuple((name, tuple(value.shape)) for name, value in sorted(inputs.items()))
@@ -244,6 +272,8 @@ class TorchRunner:
                         print(f"CUDA graph capture failed ({type(error).__name__}: {str(error)[:200]}); "
                               "running without graphs", file=sys.stderr)
                         self.cuda_graphs = False
+                if self.packed and isinstance(mask, np.ndarray) and not mask.all():
+                    return self._packed(batch, device)
                 return self._forward(inputs)
         finally:
             self.module.train(was_training)
@@ -251,6 +281,25 @@ class TorchRunner:
     def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         start, end = self.logits_tensors(batch)
         return start.float().cpu().numpy(), end.float().cpu().numpy()
+
+
+def _packed_inputs(batch: dict[str, np.ndarray], device: torch.device):
+    """A packed module's inputs from a padded numpy batch (real tokens first in each row), worked out on the host:
+    (forward_packed's keyword arguments, where each real token sits in the flattened B x L batch, (B, L))."""
+    mask = np.asarray(batch["attention_mask"], dtype=bool)
+    rows, length = mask.shape
+    flat = np.flatnonzero(mask.reshape(-1))
+    lengths = mask.sum(axis=1)
+    cu_seqlens = np.zeros(rows + 1, dtype=np.int32)
+    np.cumsum(lengths, out=cu_seqlens[1:])
+    types = batch.get("token_type_ids")
+    host = {"input_ids": np.asarray(batch["input_ids"]).reshape(-1)[flat],
+            "token_type_ids": None if types is None else np.asarray(types).reshape(-1)[flat],
+            "position_ids": flat % length, "cu_seqlens": cu_seqlens}
+    inputs: dict[str, Any] = {name: None if value is None else torch.from_numpy(value).to(device, non_blocking=True)
+                              for name, value in host.items()}
+    inputs["max_length"] = int(lengths.max())
+    return inputs, torch.from_numpy(flat).to(device, non_blocking=True), (rows, length)
 
 
 class OnnxRunner:
@@ -317,14 +366,23 @@ class ExtractiveQAModel(QAModel):
             applied["attention"] = "sdpa, no mask without padding" if use_unpadded_sdpa(self.module) else \
                 str(getattr(getattr(self.module, "config", None), "_attn_implementation", "module's own"))
         applied["precision"] = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-        self.runner = TorchRunner(self.module, autocast=False, compile=options.compile and cuda,
-                                  compile_mode=options.compile_mode, compile_dynamic=options.compile_dynamic,
-                                  cuda_graphs=options.cuda_graphs and cuda,
-                                  cuda_graph_max_batch=options.cuda_graph_max_batch)
+        packed = self.packed_module() if cuda and options.packed else None
+        if packed is not None:
+            applied["attention"] = "packed: fused QKV, varlen flash attention for batches with padding"
+        self.runner = TorchRunner(packed if packed is not None else self.module, autocast=False,
+                                  compile=options.compile and cuda, compile_mode=options.compile_mode,
+                                  compile_dynamic=options.compile_dynamic, cuda_graphs=options.cuda_graphs and cuda,
+                                  cuda_graph_max_batch=options.cuda_graph_max_batch, packed=packed is not None)
         applied["compile"] = options.compile_mode if options.compile and cuda else "off"
         applied["cuda_graphs"] = f"batches of <= {options.cuda_graph_max_batch}" if options.cuda_graphs and cuda \
             else "off"
         return applied
+
+    def packed_module(self) -> torch.nn.Module | None:
+        """A module with the same weights that also runs unpadded batches (``forward_packed``, see
+        `TorchRunner`), built for inference on the module's device and dtype; None where the architecture has
+        none (the default)."""
+        return None
 
     @property
     def settings(self) -> ExtractiveSettings:

@@ -446,7 +446,7 @@ def run_side_by_side(model_spec: str, data: str, *, settings: SpeedSettings, opt
         plain.to(device)
         from qa_common.extractive import InferenceOptions
 
-        plain.configure_inference(InferenceOptions(precision=options.precision))
+        plain.configure_inference(InferenceOptions(precision=options.precision, packed=False))
         paths = extractive_paths(model, plain, examples, options, settings, peak)
         paths[0].notes["applied"] = json.dumps(applied)
         features = model.windows(examples, with_labels=False)
