@@ -16,6 +16,7 @@
 #   4. torch.compile (mode default): inference, dynamic and static shapes -> sweep.jsonl, then training with
 #      compile -> train_compile.json
 #   5. SUMMARY.md: the headline figures against the issue's targets.
+# SUITE_SKIP="train train-compile" skips the steps named (e.g. figures kept from an earlier run of the same code).
 # Everything printed goes to suite.log as well. At most 8 files come back from $OUT: these are 7.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +62,7 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...: run with the smaller of LIMIT an
   local name=$1 limit=$2 remaining
   shift 2
   remaining=$(left)
+  if [[ " ${SUITE_SKIP:-} " == *" $name "* ]]; then echo "=== $name: skipped (SUITE_SKIP)"; return; fi
   if (( remaining < 25 )); then echo "=== $name: skipped, ${remaining}s left"; return; fi
   (( limit > remaining )) && limit=$remaining
   echo "=== $name: limit ${limit}s, ${remaining}s left, $(date -u +%H:%M:%S)"
