@@ -50,6 +50,14 @@ printf 'Metadata-Version: 2.1\nName: squad-qa-tree\nVersion: 0.0\n' > "$SITE/squ
 } > "$SITE/squad_qa_tree-0.0.dist-info/entry_points.txt"
 export PYTHONPATH="$ROOT/packages/common/src:$ROOT/packages/bert_qa/src:$ROOT/packages/lstm_qa/src:$ROOT/packages/t5_qa/src:$ROOT/packages/mamba_qa/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
+# The GPU machine's tokenizers 0.23.2 cuts overflow windows short (huggingface/tokenizers#2091), so make_windows'
+# self-check falls back to it (slow, and the end of long contexts lost): a carried tokenizers 0.23.3 goes first.
+if compgen -G ".whl/tok/tokenizers-*.whl" > /dev/null; then
+  rm -rf /tmp/squad-qa-tok
+  "$PY" -m pip install -q --no-index --no-deps --target /tmp/squad-qa-tok .whl/tok/tokenizers-*.whl \
+    && export PYTHONPATH="/tmp/squad-qa-tok:$PYTHONPATH"
+fi
+
 PIPELINE=()
 if compgen -G ".whl/tf457/*.whl" > /dev/null; then
   rm -rf /tmp/tf457
@@ -72,9 +80,9 @@ step() {  # step NAME LIMIT_SECONDS COMMAND...: run with the smaller of LIMIT an
 }
 
 "$PY" - <<'PY'
-import torch, transformers
+import tokenizers, torch, transformers
 print(f"GPU {torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'none'}, torch {torch.__version__}, "
-      f"transformers {transformers.__version__}")
+      f"transformers {transformers.__version__}, tokenizers {tokenizers.__version__}")
 from qa_common.adapter import available_adapters
 print("architectures:", ", ".join(sorted(available_adapters())))
 PY

@@ -213,6 +213,21 @@ def test_a_failed_self_check_falls_back_to_every_pair(tokenizer, article_example
     assert_same_features(again, reference_windows(tokenizer, article_examples[:40], **chosen))
 
 
+def test_the_fallback_warning_names_a_tokenizers_release_that_cuts_overflow_short(tokenizer, monkeypatch,
+                                                                                   caplog) -> None:
+    monkeypatch.setattr(windows, "_warned", set())
+    monkeypatch.setattr(windows, "_tokenizers_version", lambda: "0.23.2")
+    with caplog.at_level(logging.WARNING, logger=windows.__name__):
+        windows._warn_once(tokenizer, "pair encoding differs")
+    assert caplog.records[0].getMessage().endswith(
+        "encoding every pair (slower, same windows); tokenizers 0.23.2 cuts overflow windows short "
+        "(huggingface/tokenizers#2091): install tokenizers 0.23.3 or later, or 0.22")
+    monkeypatch.setattr(windows, "_tokenizers_version", lambda: "0.23.3")
+    with caplog.at_level(logging.WARNING, logger=windows.__name__):
+        windows._warn_once(tokenizer, "another reason")
+    assert caplog.records[1].getMessage().endswith("(slower, same windows)")
+
+
 def test_windows_stepping_other_than_the_tokenizers_fail_the_self_check(tokenizer, article_examples, pair_encodings,
                                                                        monkeypatch) -> None:
     chosen = settings(128, 32, 32)

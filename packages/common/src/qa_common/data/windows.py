@@ -286,7 +286,22 @@ def _warn_once(tokenizer, reason: str) -> None:
     key = (type(tokenizer).__name__, reason)
     level = logging.DEBUG if key in _warned else logging.WARNING
     _warned.add(key)
-    logger.log(level, "make_windows: %s's %s; encoding every pair (slower, same windows)", *key)
+    logger.log(level, "make_windows: %s's %s; encoding every pair (slower, same windows)%s", *key,
+               _BROKEN_OVERFLOW.get(_tokenizers_version(), ""))
+
+
+# tokenizers releases whose overflow windows stop short of the end of a long context: pair encoding (the fallback)
+# then loses context, and the self-check fails on any example with more than one window.
+_BROKEN_OVERFLOW = {version: f"; tokenizers {version} cuts overflow windows short (huggingface/tokenizers#2091): "
+                             "install tokenizers 0.23.3 or later, or 0.22" for version in ("0.23.1", "0.23.2")}
+
+
+def _tokenizers_version() -> str:
+    try:
+        import tokenizers
+    except ImportError:
+        return ""
+    return str(getattr(tokenizers, "__version__", ""))
 
 
 def _assemble(template: _PairTemplate, question_ids: list[list[int]], example_context: list[int],
