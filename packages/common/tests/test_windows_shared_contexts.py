@@ -192,6 +192,22 @@ def test_a_question_leaving_at_most_doc_stride_context_tokens_is_cut_to_its_budg
     assert_same_features(features, expected)
 
 
+def test_a_single_question_that_makes_the_pair_tokenizer_panic_is_cut_to_its_budget(tokenizer, examples) -> None:
+    """One served question goes through pair encoding (too few to share contexts), where 300 question tokens at
+    384/128 leave 81 context tokens a window, under doc_stride: the tokenizer panics (a BaseException). It is cut
+    to its 64-token budget instead, as an over-long question is."""
+    question = " ".join(["what"] * 300)
+    single = [replace(examples[0], question=question)]
+    with pytest.raises(BaseException, match="stride"):  # what the tokenizer does with the pair as it is
+        windows._encode(tokenizer, [question], [single[0].context], 384, 128)
+
+    features = make_windows(tokenizer, single, max_length=384, doc_stride=128, max_question_length=64)
+
+    question_tokens = [int((offsets[:, 0] == windows.NOT_CONTEXT).sum()) for offsets in features.offsets]
+    assert len(features) == 1 and question_tokens == [64 + 3]  # 64 question tokens, [CLS] and two [SEP]
+    assert features.input_ids[0][1:65] == [tokenizer.convert_tokens_to_ids("what")] * 64
+
+
 def test_a_failed_self_check_falls_back_to_every_pair(tokenizer, article_examples, pair_encodings, monkeypatch,
                                                       caplog) -> None:
     chosen = settings(128, 32, 32)

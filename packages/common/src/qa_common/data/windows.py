@@ -103,11 +103,15 @@ def _make_windows(
     contexts = [example.context for example in examples]
     # Questions are cut to their budget only when one is over it (rare): the windows' own tokens say so, which
     # saves tokenising every question twice. A question too long to leave room for any context fails the
-    # tokenizer; cut first then.
+    # tokenizer; cut first then. One that leaves a window no more context tokens than doc_stride makes the Rust
+    # tokenizer panic: pyo3's PanicException is a BaseException (a served question of 253 to 380 tokens at 384/128
+    # would otherwise escape every `except Exception` and fail the request without a clear error).
     try:
         encoded, offsets, context_masks, longest_question = encode(tokenizer, questions, contexts, max_length,
                                                                   doc_stride)
-    except Exception:  # noqa: BLE001 - tokenizers' truncation error for a question longer than max_length
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException:  # noqa: BLE001 - tokenizers' truncation error or panic for an over-long question
         longest_question = max_question_length + 1
     if longest_question > max_question_length:
         questions = _truncated_questions(tokenizer, questions, max_question_length)
