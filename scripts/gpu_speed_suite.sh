@@ -15,9 +15,10 @@
 #      token budget) -> sweep.jsonl
 #   4. torch.compile (mode default): inference, dynamic and static shapes -> sweep.jsonl, then training with
 #      compile -> train_compile.json
-#   5. SUMMARY.md: the headline figures against the issue's targets.
+#   5. the kernels of a batch-256 forward by CUDA time (scripts/profile_encoder.py) -> profile.json
+#   6. SUMMARY.md: the headline figures against the issue's targets.
 # SUITE_SKIP="train train-compile" skips the steps named (e.g. figures kept from an earlier run of the same code).
-# Everything printed goes to suite.log as well. At most 8 files come back from $OUT: these are 7.
+# Everything printed goes to suite.log as well. At most 8 files come back from $OUT: these are 8.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/gpu_speed_suite.sh OUT_DIR}
@@ -96,6 +97,7 @@ SIDE=(--examples 0 --model-only-batch-sizes 1,32,256 --latency-questions 100 --a
 TRAIN=(scripts/bench_train.py --overrides "{\"tokenizer_name\": \"$TOKENIZER\"}" --sequence-length 384
        --batch-size 32 --steps 30 --warmup 5)
 SWEEP=(scripts/bench_inference.py --model "$BERT" --data "$DATA" --out "$OUT/sweep.jsonl")
+PROFILE=(scripts/profile_encoder.py --tokenizer "$TOKENIZER" --out "$OUT/profile.json")
 if [ -n "${SUITE_SMOKE:-}" ]; then  # a CPU check of the whole suite with toy sizes (minutes, not figures)
   BERT="bert_qa:tiny:{\"tokenizer_name\": \"$TOKENIZER\"}"
   LSTM='lstm_qa:tiny'
@@ -107,6 +109,8 @@ if [ -n "${SUITE_SMOKE:-}" ]; then  # a CPU check of the whole suite with toy si
          --sequence-length 64 --batch-size 4 --steps 2 --warmup 1)
   SWEEP=(scripts/bench_inference.py --model "$BERT" --data "$DATA" --out "$OUT/sweep.jsonl" --examples 40
          --batch-sizes 1,4 --sequence-length 128 --latency-questions 5 --model-only-seconds 0.2)
+  PROFILE=(scripts/profile_encoder.py --preset tiny --tokenizer "$TOKENIZER" --batch-size 2 --sequence-length 32
+           --steps 1 --out "$OUT/profile.json")
 fi
 
 step side-by-side 200 "$PY" -m qa_common.cli benchmark "$BERT" "$DATA" --side-by-side "${SIDE[@]}" \
@@ -120,6 +124,8 @@ step sweep-compile 120 "$PY" "${SWEEP[@]}" --configs "compile,compile-static"
 step train-compile 150 "$PY" "${TRAIN[@]}" \
   --variants "loop+fused+compile+nomask,loop+packed+fused+compile,loop+packed+fused+compile+b128,loop+pure+packed+fused+compile+b128" \
   --out "$OUT/train_compile.json"
+# Where batch 256 x 384 spends its GPU time (kernels by CUDA time), for what the next change should target.
+step profile 60 "$PY" "${PROFILE[@]}"
 
 "$PY" scripts/speed_summary.py "$OUT" > "$OUT/SUMMARY.md" && cat "$OUT/SUMMARY.md"
 echo "suite done in $((SECONDS - START))s"

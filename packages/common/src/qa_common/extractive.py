@@ -207,13 +207,12 @@ class TorchRunner:
     def _packed(self, batch: dict[str, np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) start and end logits of a padded numpy batch run unpadded; padding positions get -10,000 (the
         decoders never read them: they mask by the attention mask)."""
-        from_packed = _packed_inputs(batch, device)
-        inputs, flat, (rows, length) = from_packed
-        forward = self.compiled_packed if self.compiled_packed is not None else self.module.forward_packed
+        inputs, flat, (rows, length) = _packed_inputs(batch, device)
+        compiled = self.compiled_packed
         try:
-            logits = forward(**inputs)
+            logits = (compiled if compiled is not None else self.module.forward_packed)(**inputs)
         except Exception as error:  # noqa: BLE001 - as _forward: an inductor failure falls back to eager
-            if forward is self.module.forward_packed:
+            if compiled is None:
                 raise
             print(f"torch.compile failed ({type(error).__name__}: {str(error)[:200]}); running eager",
                   file=sys.stderr)
