@@ -221,9 +221,9 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch-tokens", type=int, default=0,
                         help="windows per batch by padded tokens (0: --batch-size windows)")
     parser.add_argument("--compile", default="false", help="torch.compile the model on a GPU (true/false)")
-    parser.add_argument("--compile-mode", default="max-autotune-no-cudagraphs")
-    parser.add_argument("--compile-dynamic", default="false",
-                        help="false: one graph per bucketed shape; auto: dynamo's dynamic shapes after a recompile")
+    parser.add_argument("--compile-mode", default="default", help="torch.compile mode (e.g. max-autotune)")
+    parser.add_argument("--compile-dynamic", default="auto",
+                        help="auto: dynamo's dynamic shapes after a recompile; false: one graph per bucketed shape")
     parser.add_argument("--cuda-graphs", default="false",
                         help="replay CUDA graphs for small batches on a GPU (true/false)")
     parser.add_argument("--packed", default="true",
