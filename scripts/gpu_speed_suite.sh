@@ -2,7 +2,7 @@
 # Issue 10's GPU measurements in one call, within SUITE_SECONDS (default 540) on one H100/H200:
 #
 #   scripts/prepare_gpu_carry.sh                          # here, once: tokenizer, validation-v2.0.json, wheels
-#   SQUAD_QA_COMMIT=$(git rev-parse --short=12 HEAD) scripts/gpu_speed_suite.sh "$OUT"    # there; carry .data .whl
+#   SQUAD_QA_COMMIT=$(git rev-parse --short=12 HEAD) scripts/gpu_env.sh scripts/gpu_speed_suite.sh "$OUT"  # there; carry .data .whl
 #
 # Steps, most important first; each gets a time limit out of what is left, and a step cut short keeps what it
 # had written:
@@ -51,13 +51,10 @@ printf 'Metadata-Version: 2.1\nName: squad-qa-tree\nVersion: 0.0\n' > "$SITE/squ
 } > "$SITE/squad_qa_tree-0.0.dist-info/entry_points.txt"
 export PYTHONPATH="$ROOT/packages/common/src:$ROOT/packages/bert_qa/src:$ROOT/packages/lstm_qa/src:$ROOT/packages/t5_qa/src:$ROOT/packages/mamba_qa/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
-# The GPU machine's tokenizers 0.23.2 cuts overflow windows short (huggingface/tokenizers#2091), so make_windows'
-# self-check falls back to it (slow, and the end of long contexts lost): a carried tokenizers 0.23.3 goes first.
-if compgen -G ".whl/tok/tokenizers-*.whl" > /dev/null; then
-  rm -rf /tmp/squad-qa-tok
-  "$PY" -m pip install -q --no-index --no-deps --target /tmp/squad-qa-tok .whl/tok/tokenizers-*.whl \
-    && export PYTHONPATH="/tmp/squad-qa-tok:$PYTHONPATH"
-fi
+"$PY" -c "import mlflow" 2>/dev/null || {
+  echo "mlflow does not import: run the suite through scripts/gpu_env.sh (it installs the carried .whl/mlflow)" >&2
+  exit 2
+}
 
 PIPELINE=()
 if compgen -G ".whl/tf457/*.whl" > /dev/null; then

