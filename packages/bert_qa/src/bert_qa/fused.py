@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bert_qa.pruning import has_masks
+
 
 def supports(module: nn.Module) -> str | None:
     """None when `PackedBertQA` can read ``module``, else why not."""
@@ -39,9 +41,8 @@ def supports(module: nn.Module) -> str | None:
         return f"position_embedding_type {config.position_embedding_type!r}"
     if getattr(config, "chunk_size_feed_forward", 0):
         return "chunked feed-forward"
-    if any(type(linear).__name__ != "Linear" for layer in module.bert.encoder.layer
-           for linear in (layer.attention.self.query, layer.attention.self.key, layer.attention.self.value)):
-        return "Q/K/V are not plain linear layers (pruning masks?)"
+    if has_masks(module):
+        return "the encoder still has pruning masks (bert_qa.pruning.apply_masks makes them plain weights)"
     return None
 
 
