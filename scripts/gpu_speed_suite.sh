@@ -38,18 +38,8 @@ for needed in "$TOKENIZER/vocab.txt" "$DATA"; do
   [ -e "$needed" ] || { echo "missing $needed: run scripts/prepare_gpu_carry.sh here and carry .data" >&2; exit 2; }
 done
 
-# Our packages from this tree without installing them (no build backend needed): sources on PYTHONPATH, and a
-# dist-info beside them holding their entry points (qa_common finds architectures through entry points).
-SITE=/tmp/squad-qa-site
-rm -rf "$SITE" && mkdir -p "$SITE/squad_qa_tree-0.0.dist-info"
-printf 'Metadata-Version: 2.1\nName: squad-qa-tree\nVersion: 0.0\n' > "$SITE/squad_qa_tree-0.0.dist-info/METADATA"
-{
-  echo "[squad_qa.adapters]"
-  for package in bert_qa lstm_qa t5_qa mamba_qa; do
-    grep -A1 '^\[project.entry-points."squad_qa.adapters"\]' "packages/$package/pyproject.toml" | tail -1 | tr -d '"'
-  done
-} > "$SITE/squad_qa_tree-0.0.dist-info/entry_points.txt"
-export PYTHONPATH="$ROOT/packages/common/src:$ROOT/packages/bert_qa/src:$ROOT/packages/lstm_qa/src:$ROOT/packages/t5_qa/src:$ROOT/packages/mamba_qa/src:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+# shellcheck source=scripts/tree_site.sh
+source scripts/tree_site.sh
 
 "$PY" -c "import mlflow" 2>/dev/null || {
   echo "mlflow does not import: run the suite through scripts/gpu_env.sh (it installs the carried .whl/mlflow)" >&2

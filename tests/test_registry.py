@@ -168,6 +168,7 @@ def test_an_unknown_setting_exits_2_naming_it_and_leaves_no_run(tmp_path):
                        str(tmp_path / "out"), cwd=tmp_path)
     assert process.returncode == 2, describe(process)
     assert "squad-qa train: error: unknown setting(s): no_such_key; job settings: train_data," in process.stderr
-    assert "bert_qa settings: density, distill_alpha, distill_temperature, doc_stride," in process.stderr
+    assert "bert_qa settings: density, distill_alpha, distill_hidden, distill_temperature, doc_stride," \
+        in process.stderr
     assert "Traceback" not in process.stderr
     assert_nothing_left(tmp_path)

@@ -80,3 +80,36 @@ def test_a_teacher_with_another_vocabulary_is_refused(tmp_path):
 def test_an_unknown_teacher_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         load_teacher(str(tmp_path / "nowhere"))
+
+
+def test_the_hidden_state_loss_is_the_mean_over_layers_of_the_squared_error_at_real_tokens():
+    from bert_qa.distillation import hidden_state_loss
+
+    mask = torch.tensor([[True, True, False]])
+    embeddings = torch.zeros(1, 3, 2)  # left out
+    student = (embeddings + 5, torch.tensor([[[1.0, 2.0], [0.0, 0.0], [9.0, 9.0]]]),
+               torch.tensor([[[1.0, 1.0], [1.0, 1.0], [7.0, 7.0]]]))
+    teacher = (embeddings, torch.tensor([[[0.0, 2.0], [0.0, 2.0], [0.0, 0.0]]]), torch.ones(1, 3, 2))
+    # layer 1: squared errors 1, 0, 0, 4 over 2 tokens x 2 dims = 5/4; layer 2: 0; mean of the two: 5/8
+    assert float(hidden_state_loss(student, teacher, mask)) == pytest.approx(5 / 8)
+
+
+def test_hidden_state_distillation_falls_and_needs_a_teacher_of_the_students_shape(tmp_path):
+    trained_teacher(tmp_path / "teacher")
+    adapter = BertAdapter()
+    settings = {"teacher": str(tmp_path / "teacher"), "distill_alpha": 1.0, "distill_hidden": 1.0,
+                "pruning": "smp", "density": 0.5}
+    student = adapter.build(adapter.config("tiny", settings))
+    distiller = student.training_module()
+    losses = train_briefly(student, learning_examples(16), LearningCheck(steps=40, learning_rate=1e-2))
+    hidden = distiller.last_losses["hidden"]
+    assert all(math.isfinite(loss) for loss in losses)
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
+    # alpha 1: the loss is the span loss plus the hidden-state loss, nothing of the soft one
+    assert losses[-1] == pytest.approx(distiller.last_losses["hard"] + hidden, rel=1e-4)
+
+    shallow = adapter.build(adapter.config("tiny", {**settings, "num_hidden_layers": 1}))
+    with pytest.raises(ValueError, match="the student has 1 layers of width 64, the teacher 2 of width 64"):
+        shallow.training_module()
+    with pytest.raises(ValueError, match="distill_hidden must be 0 or more"):
+        adapter.build(adapter.config("tiny", {**settings, "distill_hidden": -1.0})).training_module()

@@ -24,7 +24,9 @@ class BertQAConfig:
     ``mask_score_scale`` is how much faster the mask scores move than the head under the one learning rate.
     ``teacher`` (a model directory, ``runs:/<id>/model``, a run id or ``models:/<name>@<alias>``) turns on
     knowledge distillation (``bert_qa.distillation``): loss = ``distill_alpha`` x span loss +
-    (1 - ``distill_alpha``) x T^2 x KL(teacher || student) at temperature ``distill_temperature``.
+    (1 - ``distill_alpha``) x T^2 x KL(teacher || student) at temperature ``distill_temperature``, plus
+    ``distill_hidden`` x the layers' hidden-state mean squared error against the teacher (0: off; a teacher of the
+    student's depth and width).
     """
 
     model_name: str = "bert-base-uncased"
@@ -50,6 +52,7 @@ class BertQAConfig:
     teacher: str | None = None
     distill_alpha: float = 0.5
     distill_temperature: float = 2.0
+    distill_hidden: float = 0.0
 
 
 PRESETS: dict[str, dict[str, object]] = {

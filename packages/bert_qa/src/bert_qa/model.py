@@ -65,7 +65,8 @@ class BertQAModel(ExtractiveQAModel):
             return self.module
         if self._training_module is None:
             self._training_module = Distiller(self.module, self.teacher, alpha=self.config.distill_alpha,
-                                              temperature=self.config.distill_temperature)
+                                              temperature=self.config.distill_temperature,
+                                              hidden_weight=self.config.distill_hidden)
         return self._training_module
 
     def training_callbacks(self) -> list[TrainerCallback]:
