@@ -53,6 +53,10 @@ CONFIGS = {
     "compile-ro": {"compile": True, "compile_mode": "reduce-overhead", "compile_dynamic": False,
                    "static_length_multiple": 64},
     "fp16": {"precision": "fp16"},
+    "approx-gelu": {"approximate_gelu": True},
+    "compile-approx-gelu": {"compile": True, "compile_mode": "default", "compile_dynamic": None,
+                            "approximate_gelu": True},
+    "compile-graphs": {"compile": True, "compile_mode": "default", "compile_dynamic": None, "cuda_graphs": True},
     # predict tokenises and queues chunks of questions, merging the previous chunk while the GPU runs the next
     "chunk-256": {"chunk_questions": 256},
     "chunk-512": {"chunk_questions": 512},

@@ -15,9 +15,10 @@ Every row is one variant of `bert_qa.fused.PackedBertQA` (or transformers' own m
 
 A variant is names joined by ``+``: ``hf`` (transformers' BertForQuestionAnswering) or ``packed`` first, then any of
 ``cudnn`` (SDPA tries cuDNN attention first), ``compile`` (torch.compile of each encoder layer: one graph for all
-12), ``autotune`` (that compile in mode max-autotune-no-cudagraphs), ``tanhgelu`` (the feed-forward's first
-projection and GELU as one cuBLASLt GEMM with a GELU epilogue: the tanh approximation, not BERT's erf GELU; a
-speed probe, its logit error against the exact variant is recorded). Rows ``gemm-floor`` (the encoder's linear
+12), ``autotune`` (that compile in mode max-autotune-no-cudagraphs), ``tanhgelu`` (``approximate_gelu``: the
+feed-forward's first projection and GELU as one cuBLASLt GEMM with a GELU epilogue, the tanh approximation of
+BERT's erf GELU; its logit difference against the exact eager module is recorded). ``compile`` is
+`PackedBertQA.compile_layers`. Rows ``gemm-floor`` (the encoder's linear
 layers alone, on the same tokens) and ``attention-<backend>`` (SDPA alone) bound what any variant can reach.
 """
 
@@ -29,7 +30,6 @@ import json
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
 import torch
@@ -70,19 +70,6 @@ def attention_context(parts: set[str]):
     return sdpa_kernel(order, set_priority=True)
 
 
-def tanh_gelu_feed_forward(layer):
-    """PackedLayer._feed_forward with the first feed-forward GEMM, its bias and GELU (tanh) as one cuBLASLt call."""
-
-    def _feed_forward(self, hidden, attended):
-        hidden = self.attention_norm(self.output(attended) + hidden)
-        flat = hidden.reshape(-1, hidden.shape[-1])
-        inner = torch._addmm_activation(self.intermediate.bias, flat, self.intermediate.weight.t(), use_gelu=True)
-        feed_forward = self.feed_forward_output(inner).view_as(hidden)
-        return self.output_norm(feed_forward + hidden)
-
-    layer._feed_forward = types.MethodType(_feed_forward, layer)
-
-
 def build(args, parts: set[str], device: str, dtype: torch.dtype, base: str):
     from bert_qa.fused import PackedBertQA
     from qa_common.adapter import get_adapter
@@ -94,18 +81,9 @@ def build(args, parts: set[str], device: str, dtype: torch.dtype, base: str):
     module = model.module.to(device, dtype).eval()
     if base == "hf":
         return model, module, module
-    packed = PackedBertQA(module)
-    if "tanhgelu" in parts:
-        for layer in packed.layers:
-            tanh_gelu_feed_forward(layer)
+    packed = PackedBertQA(module, approximate_gelu="tanhgelu" in parts)
     if {"compile", "autotune"} & parts:
-        mode = "max-autotune-no-cudagraphs" if "autotune" in parts else None
-        for name in ("recompile_limit", "cache_size_limit"):
-            if hasattr(torch._dynamo.config, name):
-                setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 64))
-        for layer in packed.layers:  # the same code for every layer: compiled once, its weights graph inputs
-            layer.forward = torch.compile(layer.forward, mode=mode, dynamic=False)
-            layer.forward_packed = torch.compile(layer.forward_packed, mode=mode, dynamic=True)
+        packed.compile_layers(mode="max-autotune-no-cudagraphs" if "autotune" in parts else None, dynamic=False)
     return model, module, packed
 
 

@@ -285,6 +285,62 @@ def test_a_packed_runner_answers_as_the_reference_path(model, examples) -> None:
         assert [text for text, _ in found[qid].n_best] == [text for text, _ in expected.n_best], qid
 
 
+def test_the_gelu_epilogue_is_tanh_gelu_exact_for_tanh_models_and_opt_in_for_erf_ones(model, examples) -> None:
+    """A BERT trained with tanh GELU gets the fused epilogue as its own activation (transformers' logits); an erf
+    GELU BERT gets it only with approximate_gelu, and then computes what the same weights under tanh GELU do."""
+    batch = {name: torch.from_numpy(value) for name, value in _real_batch(model, examples).items()}
+    real = batch["attention_mask"].bool()
+    tanh_module = copy.deepcopy(model.module).eval()
+    tanh_module.config.hidden_act = "gelu_pytorch_tanh"
+    for layer in tanh_module.bert.encoder.layer:
+        layer.intermediate.intermediate_act_fn = torch.nn.GELU(approximate="tanh")
+    tanh_packed = PackedBertQA(tanh_module)
+    assert tanh_packed.gelu_epilogue and not PackedBertQA(model.module.eval()).gelu_epilogue
+    approximate = PackedBertQA(model.module.eval(), approximate_gelu=True)
+    assert approximate.gelu_epilogue
+    with torch.no_grad():
+        exact = model.module(**batch).start_logits[real]
+        tanh_reference = tanh_module(**batch).start_logits[real]
+        torch.testing.assert_close(tanh_packed(**batch).start_logits[real], tanh_reference, atol=2e-5, rtol=1e-5)
+        found = approximate(**batch).start_logits[real]
+    torch.testing.assert_close(found, tanh_reference, atol=2e-5, rtol=1e-5)
+    assert 1e-6 < float((found - exact).abs().max()) < 0.05  # an approximation: close to exact, not equal
+
+
+@pytest.mark.skipif(not hasattr(torch, "compile"), reason="no torch.compile")
+def test_compiled_layers_give_the_eager_logits_and_a_failure_falls_back_to_eager(model, examples, capsys) -> None:
+    """The runner compiles a packed module's layers (regional compilation), padded and packed forwards agree
+    with eager, and a compiled layer that fails puts the runner back on eager layers for good."""
+    batch = _real_batch(model, examples[:24])
+    eager = TorchRunner(PackedBertQA(model.module.eval()), packed=True)
+    expected = eager.logits_tensors(batch)
+    fast = PackedBertQA(model.module.eval())
+    try:
+        runner = TorchRunner(fast, compile=True, packed=True)
+        found = runner.logits_tensors(batch)  # padding: the packed forward
+        full = {name: value[:1, : int(value.shape[1])] for name, value in batch.items()}
+        full["attention_mask"] = np.ones_like(full["attention_mask"])
+        padded_found, padded_expected = runner.logits_tensors(full), eager.logits_tensors(full)
+    except Exception as error:  # noqa: BLE001 - a CPU without a working C++ toolchain cannot compile
+        pytest.skip(f"torch.compile unusable here: {error}")
+    if runner.compiled is None:
+        pytest.skip("torch.compile fell back to eager on this machine")
+    assert runner.regional and all("forward_packed" in layer.__dict__ for layer in fast.layers)
+    real = torch.from_numpy(batch["attention_mask"]).bool()
+    for got, want in zip(found + padded_found, expected + padded_expected, strict=True):
+        mask = real if got.shape == real.shape else torch.ones_like(got, dtype=torch.bool)
+        torch.testing.assert_close(got[mask], want[mask], atol=1e-4, rtol=1e-4)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("inductor exploded")
+
+    fast.layers[0].forward_packed = broken
+    again = runner.logits_tensors(batch)
+    assert "torch.compile failed (RuntimeError: inductor exploded); running eager" in capsys.readouterr().err
+    assert runner.compiled is None and not any("forward_packed" in layer.__dict__ for layer in fast.layers)
+    torch.testing.assert_close(again[0][real], expected[0][real], atol=1e-5, rtol=1e-5)
+
+
 def test_supports_refuses_a_student_with_pruning_masks_and_the_cpu_keeps_transformers() -> None:
     adapter = get_adapter("bert_qa")
     student = adapter.build(adapter.config("tiny", {**SMALL, "pruning": "smp", "density": 0.5}))

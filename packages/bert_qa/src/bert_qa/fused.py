@@ -13,6 +13,13 @@ forwards with the same numbers as transformers' (up to the order of floating-poi
   ``torch.nn.attention.varlen.varlen_attn`` (flash attention over variable lengths) on CUDA. Elsewhere (a CPU,
   a torch without varlen attention) each window attends through SDPA on its own: same numbers, not fast.
 
+``compile_layers`` compiles each encoder layer (torch.compile: one graph serves all of them, so warm-up takes
+seconds, not the minutes a whole-model compile took on the H200), fusing the residual adds, layer norms, biases
+and GELU around the GEMMs. ``approximate_gelu`` runs the feed-forward's first projection and its GELU as one
+cuBLASLt GEMM with a GELU epilogue on CUDA: that epilogue is the tanh approximation, so for BERT's exact (erf)
+GELU it is an approximation (off by default), and for a model trained with tanh GELU it is its own activation
+(on whenever the config says ``gelu_new`` or ``gelu_pytorch_tanh``).
+
 `supports` says which modules it can read: post-LayerNorm BERT with absolute positions and no cross-attention
 (BERT, MiniLM and other ``BertForQuestionAnswering`` checkpoints). The fused Q/K/V weight is a copy: training
 `PackedBertQA` (it applies the config's dropout in training mode; ``scripts/bench_train.py`` variant ``packed``)
@@ -46,6 +53,26 @@ def supports(module: nn.Module) -> str | None:
     return None
 
 
+TANH_GELU = ("gelu_new", "gelu_pytorch_tanh")
+
+
+@torch.library.custom_op("bert_qa::linear_gelu_tanh", mutates_args=())
+def linear_gelu_tanh(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """gelu_tanh(hidden @ weight.T + bias): on CUDA one cuBLASLt GEMM with its GELU epilogue. An opaque op, so
+    torch.compile keeps the epilogue instead of splitting off the GELU again."""
+    flat = hidden.reshape(-1, hidden.shape[-1])
+    if flat.is_cuda:
+        out = torch._addmm_activation(bias, flat, weight.t(), use_gelu=True)
+    else:  # the CPU kernel's epilogue is erf GELU: the same tanh GELU as on CUDA instead
+        out = F.gelu(F.linear(flat, weight, bias), approximate="tanh")
+    return out.reshape(*hidden.shape[:-1], weight.shape[0])
+
+
+@linear_gelu_tanh.register_fake
+def _(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return hidden.new_empty((*hidden.shape[:-1], weight.shape[0]))
+
+
 def varlen_attention():
     """torch's variable-length flash attention, or None where this torch has none."""
     try:
@@ -56,8 +83,10 @@ def varlen_attention():
 
 
 class PackedLayer(nn.Module):
-    def __init__(self, layer: nn.Module, heads: int, hidden_dropout: float = 0.0, attention_dropout: float = 0.0):
+    def __init__(self, layer: nn.Module, heads: int, hidden_dropout: float = 0.0, attention_dropout: float = 0.0,
+                 gelu_epilogue: bool = False):
         super().__init__()
+        self.gelu_epilogue = gelu_epilogue
         attention = layer.attention.self
         self.heads = heads
         self.hidden_dropout, self.attention_dropout = hidden_dropout, attention_dropout
@@ -76,7 +105,11 @@ class PackedLayer(nn.Module):
     def _feed_forward(self, hidden: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         p = self.hidden_dropout if self.training else 0.0
         hidden = self.attention_norm(F.dropout(self.output(attended), p, self.training) + hidden)
-        feed_forward = self.feed_forward_output(self.activation(self.intermediate(hidden)))
+        if self.gelu_epilogue and not self.training:
+            inner = linear_gelu_tanh(hidden, self.intermediate.weight, self.intermediate.bias)
+        else:
+            inner = self.activation(self.intermediate(hidden))
+        feed_forward = self.feed_forward_output(inner)
         return self.output_norm(F.dropout(feed_forward, p, self.training) + hidden)
 
     def forward(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -106,7 +139,7 @@ class PackedLayer(nn.Module):
 class PackedBertQA(nn.Module):
     """Start/end logits of a transformers BertForQuestionAnswering, padded or packed (module docstring)."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module, approximate_gelu: bool = False):
         super().__init__()
         reason = supports(module)
         if reason:
@@ -119,12 +152,33 @@ class PackedBertQA(nn.Module):
         self.embedding_norm = embeddings.LayerNorm
         config = module.config
         self.embedding_dropout = config.hidden_dropout_prob
+        activation = getattr(config, "hidden_act", None)
+        self.gelu_epilogue = activation in TANH_GELU or (approximate_gelu and activation == "gelu")
         self.layers = nn.ModuleList(PackedLayer(layer, config.num_attention_heads, config.hidden_dropout_prob,
-                                                config.attention_probs_dropout_prob)
+                                                config.attention_probs_dropout_prob, self.gelu_epilogue)
                                     for layer in module.bert.encoder.layer)
         self.qa_outputs = module.qa_outputs
         self._module = [module]  # not a submodule: its Q/K/V stay out of this module's parameters
         self.eval()
+
+    def compile_layers(self, mode: str | None = None, dynamic: bool | None = None) -> None:
+        """torch.compile each encoder layer's forwards: the padded one with ``dynamic`` (None: static, then
+        dynamic after a recompile), the packed one with dynamic token counts. The layers share their code, so
+        one graph serves all of them (their weights are its inputs). `uncompile_layers` undoes it."""
+        import torch._dynamo
+
+        for name in ("recompile_limit", "cache_size_limit"):  # a graph per padded shape under static shapes
+            if hasattr(torch._dynamo.config, name):
+                setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), 128))
+        for layer in self.layers:
+            layer.forward = torch.compile(type(layer).forward.__get__(layer), mode=mode, dynamic=dynamic)
+            layer.forward_packed = torch.compile(type(layer).forward_packed.__get__(layer), mode=mode, dynamic=True)
+
+    def uncompile_layers(self) -> None:
+        """Back to eager layers (after a compile failure)."""
+        for layer in self.layers:
+            layer.__dict__.pop("forward", None)
+            layer.__dict__.pop("forward_packed", None)
 
     @torch.no_grad()
     def write_back(self) -> None:

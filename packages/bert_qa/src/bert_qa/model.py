@@ -53,11 +53,13 @@ class BertQAModel(ExtractiveQAModel):
         self.teacher = teacher
         self._training_module = None
 
-    def packed_module(self):
+    def packed_module(self, approximate_gelu: bool = False):
         """`bert_qa.fused.PackedBertQA` over this module (fused Q/K/V, unpadded batches), where it can read it."""
         from bert_qa.fused import PackedBertQA, supports
 
-        return PackedBertQA(self.module) if self.module is not None and supports(self.module) is None else None
+        if self.module is None or supports(self.module) is not None:
+            return None
+        return PackedBertQA(self.module, approximate_gelu=approximate_gelu)
 
     def training_module(self):
         """The student itself, or under distillation the student with the teacher's outputs in its loss."""

@@ -87,7 +87,8 @@ def inference_options(args):
                             compile_dynamic=None if args.compile_dynamic == "auto" else
                             coerce(args.compile_dynamic, bool, "--compile-dynamic"),
                             cuda_graphs=coerce(args.cuda_graphs, bool, "--cuda-graphs"),
-                            packed=coerce(args.packed, bool, "--packed"))
+                            packed=coerce(args.packed, bool, "--packed"),
+                            approximate_gelu=coerce(args.approximate_gelu, bool, "--approximate-gelu"))
 
 
 def _load(model: str, runtime: str, options=None):
@@ -229,6 +230,8 @@ def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--packed", default="true",
                         help="on a GPU, run batches unpadded with fused Q/K/V where the architecture can "
                              "(bert_qa; true/false)")
+    parser.add_argument("--approximate-gelu", default="false",
+                        help="packed modules on a GPU: exact GELU as cuBLASLt's tanh-GELU GEMM epilogue (true/false)")
 
 
 def _prompt_eval(args, extra: list[str]) -> int:
