@@ -17,7 +17,8 @@
 #      compile -> train_compile.json
 #   5. the kernels of a batch-256 forward by CUDA time (scripts/profile_encoder.py) -> profile.json
 #   6. SUMMARY.md: the headline figures against the issue's targets.
-# SUITE_SKIP="train train-compile" skips the steps named (e.g. figures kept from an earlier run of the same code).
+# SUITE_SKIP="train train-compile" skips the steps named (e.g. figures kept from an earlier run of the same code);
+# SIDE_EXTRA="--compile true --approximate-gelu true" adds options to our path in the side-by-side step.
 # Everything printed goes to suite.log as well. At most 8 files come back from $OUT: these are 8.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -101,7 +102,7 @@ if [ -n "${SUITE_SMOKE:-}" ]; then  # a CPU check of the whole suite with toy si
 fi
 
 step side-by-side 200 "$PY" -m qa_common.cli benchmark "$BERT" "$DATA" --side-by-side "${SIDE[@]}" \
-  --batch-size 64 --max-batch-tokens 32768 --cuda-graphs true "${PIPELINE[@]}" \
+  --batch-size 64 --max-batch-tokens 32768 --cuda-graphs true ${SIDE_EXTRA:-} "${PIPELINE[@]}" \
   --architecture "$LSTM" --architecture "$T5" --architecture "$MAMBA" --report-dir "$OUT" --commit "$SQUAD_QA_COMMIT"
 step train 90 "$PY" "${TRAIN[@]}" --variants "trainer,loop+fused+nomask,loop+packed+fused,loop+packed+fused+b128" \
   --out "$OUT/train.json"

@@ -341,6 +341,25 @@ def test_compiled_layers_give_the_eager_logits_and_a_failure_falls_back_to_eager
     torch.testing.assert_close(again[0][real], expected[0][real], atol=1e-5, rtol=1e-5)
 
 
+def test_prepared_batches_run_as_the_runner_would_run_them(model, examples) -> None:
+    """`TorchRunner.prepare` (the speed figures' model-only batches) packs exactly the batches logits_tensors
+    packs, with the same logits."""
+    from qa_common.extractive import PackedBatch
+
+    batch = _real_batch(model, examples[:24])
+    runner = TorchRunner(PackedBertQA(model.module.eval()), packed=True)
+    prepared = runner.prepare(batch)
+    assert isinstance(prepared, PackedBatch) and prepared.shape == batch["input_ids"].shape
+    assert len(prepared.flat) == int(batch["attention_mask"].sum())
+    for got, want in zip(runner.logits_tensors(prepared), runner.logits_tensors(batch), strict=True):
+        torch.testing.assert_close(got, want, atol=0, rtol=0)
+    full = {name: value[:2] for name, value in batch.items()}
+    full["attention_mask"] = np.ones_like(full["attention_mask"])
+    assert isinstance(runner.prepare(full), dict)  # no padding: the padded forward, as logits_tensors runs it
+    plain = TorchRunner(model.module.eval())
+    assert isinstance(plain.prepare(batch), dict)
+
+
 def test_supports_refuses_a_student_with_pruning_masks_and_the_cpu_keeps_transformers() -> None:
     adapter = get_adapter("bert_qa")
     student = adapter.build(adapter.config("tiny", {**SMALL, "pruning": "smp", "density": 0.5}))

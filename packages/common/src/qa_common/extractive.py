@@ -223,21 +223,35 @@ class TorchRunner:
             output = self.module(**inputs)
         return output.start_logits, output.end_logits
 
-    def _packed(self, batch: dict[str, np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) start and end logits of a padded numpy batch run unpadded; padding positions get -10,000 (the
-        decoders never read them: they mask by the attention mask)."""
-        inputs, flat, (rows, length) = _packed_inputs(batch, device)
+    def _packed(self, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) start and end logits of a batch run unpadded; padding positions get -10,000 (the decoders never
+        read them: they mask by the attention mask)."""
         compiled = self.compiled_packed
         try:
-            logits = (compiled if compiled is not None else self.module.forward_packed)(**inputs)
+            logits = (compiled if compiled is not None else self.module.forward_packed)(**batch.inputs)
         except Exception as error:  # noqa: BLE001 - as _forward: an inductor failure falls back to eager
             if compiled is None:
                 raise
             self._compile_failed(error)
-            logits = self.module.forward_packed(**inputs)
+            logits = self.module.forward_packed(**batch.inputs)
+        rows, length = batch.shape
         filled = logits.new_full((2, rows * length), -1e4)
-        filled[:, flat] = logits.t()
+        filled[:, batch.flat] = logits.t()
         return filled[0].view(rows, length), filled[1].view(rows, length)
+
+    def prepare(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor] | PackedBatch:
+        """``batch`` on the module's device in the form `logits_tensors` would run it (unpadded where it would
+        pack it), so timing the model alone leaves the host's work and the copies out."""
+        device = next(self.module.parameters()).device
+        mask = batch.get("attention_mask")
+        rows = batch["input_ids"].shape[0]
+        graphed = self.cuda_graphs and device.type == "cuda" and rows <= self.cuda_graph_max_batch
+        if self.packed and mask is not None and not mask.all() and not graphed:
+            return PackedBatch(*_packed_inputs(batch, device))
+        tensors = {key: torch.from_numpy(np.asarray(value)).to(device) for key, value in batch.items()}
+        if mask is not None and device.type == "cuda" and mask.all():
+            del tensors["attention_mask"]
+        return tensors
 
     def _graphed(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         key = tuple((name, tuple(value.shape)) for name, value in sorted(inputs.items()))
@@ -261,12 +275,14 @@ class TorchRunner:
         # The outputs are the graph's own buffers: read (decoded) on this stream before the next replay.
         return outputs
 
-    def logits_tensors(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits_tensors(self, batch: dict[str, Any] | PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, L) start and end logits, left on the module's device in its dtype; ``batch`` holds numpy arrays
-        or tensors (already on the device: not copied)."""
+        or tensors (already on the device: not copied), or is what `prepare` made of one."""
         device = next(self.module.parameters()).device
-        mask = batch.get("attention_mask")
-        inputs = {key: torch.as_tensor(value).to(device, non_blocking=True) for key, value in batch.items()}
+        prepared = isinstance(batch, PackedBatch)
+        mask = None if prepared else batch.get("attention_mask")
+        inputs = {} if prepared else {key: torch.as_tensor(value).to(device, non_blocking=True)
+                                      for key, value in batch.items()}
         if isinstance(mask, np.ndarray) and device.type == "cuda" and mask.all():
             # Without padding, transformers can skip the mask and SDPA use its flash kernel (qa_common.attention
             # makes that hold under torch.compile and CUDA graphs too).
@@ -279,6 +295,8 @@ class TorchRunner:
             with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
                                                         enabled=device.type == "cuda" and self.autocast
                                                         and floating == torch.float32):
+                if prepared:
+                    return self._packed(batch)
                 use_graph = (self.cuda_graphs and device.type == "cuda"
                              and batch["input_ids"].shape[0] <= self.cuda_graph_max_batch)
                 if use_graph:
@@ -289,7 +307,7 @@ class TorchRunner:
                               "running without graphs", file=sys.stderr)
                         self.cuda_graphs = False
                 if self.packed and isinstance(mask, np.ndarray) and not mask.all():
-                    return self._packed(batch, device)
+                    return self._packed(PackedBatch(*_packed_inputs(batch, device)))
                 return self._forward(inputs)
         finally:
             self.module.train(was_training)
@@ -297,6 +315,15 @@ class TorchRunner:
     def __call__(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         start, end = self.logits_tensors(batch)
         return start.float().cpu().numpy(), end.float().cpu().numpy()
+
+
+@dataclass
+class PackedBatch:
+    """A padded batch's real tokens on the device, as a packed module takes them (`_packed_inputs`)."""
+
+    inputs: dict[str, Any]
+    flat: torch.Tensor
+    shape: tuple[int, int]
 
 
 def _packed_inputs(batch: dict[str, np.ndarray], device: torch.device):

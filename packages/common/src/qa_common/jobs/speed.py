@@ -162,12 +162,16 @@ def model_only(model, options, settings: SpeedSettings, flops: Callable[[int], f
 
 def real_windows(model, features, options, batch_size: int, settings: SpeedSettings,
                  flops: Callable[[int], float] | None, peak: float | None) -> dict[str, float]:
-    """Windows/s of the model alone on the data's real windows, batched as ``options`` say (packed and on the
-    device beforehand)."""
+    """Windows/s of the model alone on the data's real windows, batched as ``options`` say and put on the device
+    beforehand in the form the runner runs them (`TorchRunner.prepare`: unpadded for a packed module)."""
     device = next(model.module.parameters()).device
+    prepare = getattr(model.runner, "prepare", None)
     batches = []
     for indices, length, rows in model.batch_plan(features.lengths(), batch_size, options):
         batch, _ = model.pack(features, indices, length, rows)
+        if prepare is not None:
+            batches.append(prepare(batch))
+            continue
         if batch["attention_mask"].all():
             batch.pop("attention_mask")
         batches.append({key: torch.from_numpy(value).to(device) for key, value in batch.items()})
