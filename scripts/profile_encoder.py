@@ -51,6 +51,17 @@ def kernel_table(profile, steps: int, device: bool) -> list[dict]:
     return rows
 
 
+def is_gemm_kernel(name: str, device: bool) -> bool:
+    """Whether a profiler row is a GEMM: on a GPU its kernels only (cuBLAS's nvjet/gemm, CUTLASS; not the
+    operators that launch them, whose time is the same again, nor attention's wgmma kernels); on a CPU the
+    matmul operators."""
+    name = name.lower()
+    if device:
+        return not name.startswith("aten::") and any(key in name for key in ("gemm", "nvjet", "cutlass")) \
+            and not any(key in name for key in ("sdpa", "attention", "fmha", "flash"))
+    return any(key in name for key in ("aten::addmm", "aten::mm", "aten::bmm", "aten::matmul", "aten::linear"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="random-bert-base")
@@ -98,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 if cuda:
                     torch.cuda.synchronize()
         rows = kernel_table(profiled, args.steps, cuda)
-        matmul_ms = sum(row["ms_per_step"] for row in rows
-                        if any(key in row["name"].lower() for key in ("gemm", "matmul", "cutlass", "addmm", "mm")))
+        matmul_ms = sum(row["ms_per_step"] for row in rows if is_gemm_kernel(row["name"], cuda))
         linear_flops = flops - args.batch_size * 4.0 * config.num_hidden_layers * args.sequence_length ** 2 \
             * config.hidden_size
         figures = {"sequences_per_s": args.batch_size / seconds, "ms_per_step": seconds * 1000,

@@ -40,3 +40,37 @@ def test_side_by_side_report_names_hardware_commit_and_command_and_paths_agree(t
     assert (ours["figures"]["exact"], ours["figures"]["f1"]) == (plain["figures"]["exact"], plain["figures"]["f1"])
     assert ours["figures"]["real_padded_tokens_share"] < plain["figures"]["real_padded_tokens_share"]
     assert pipeline["notes"]["unavailable"].startswith("not run")
+
+
+def test_real_windows_time_a_packed_runner_on_its_packed_forward() -> None:
+    """The real-window figure runs batches as predict does: a packed module's batches with padding go through
+    its packed forward (the H200 figures once timed the padded forward for it, and a PackedBatch broke the
+    padding share)."""
+
+    from bert_qa.fused import PackedBertQA
+    from qa_common.adapter import get_adapter
+    from qa_common.data.readers import load_squad
+    from qa_common.extractive import TorchRunner
+    from qa_common.jobs.speed import real_windows
+
+    adapter = get_adapter("bert_qa")
+    model = adapter.build(adapter.config("tiny")).to("cpu")
+    packed = PackedBertQA(model.module.eval())
+    calls = []
+    forward_packed = packed.forward_packed
+    packed.forward_packed = lambda *args, **kwargs: calls.append(kwargs["input_ids"].shape[0]) or \
+        forward_packed(*args, **kwargs)
+    model.runner = TorchRunner(packed, packed=True)
+    features = model.windows(load_squad(SAMPLE).examples[:24], with_labels=False)
+    settings = SpeedSettings(batch_size=8, repeats=1)
+    figures = real_windows(model, features, InferenceOptions(), 8, settings, None, None)
+    lengths = features.lengths()
+    assert figures["real_windows"] == len(features) and figures["real_windows_per_s"] > 0
+    plan = list(model.batch_plan(lengths, 8, InferenceOptions()))
+    with_padding = [int(lengths[indices].sum()) for indices, _, _ in plan
+                    if lengths[indices].min() < lengths[indices].max()]
+    assert with_padding and len(with_padding) < len(plan)  # some batches pack, full ones run padded
+    passes = len(calls) // len(with_padding)
+    assert passes >= 2 and calls == with_padding * passes  # exactly their real tokens, every pass
+    padded = sum(length * len(indices) for indices, length, _ in plan)
+    assert figures["real_padded_tokens_share"] == pytest.approx(padded / lengths.sum() - 1.0)
