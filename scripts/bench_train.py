@@ -23,7 +23,14 @@ figure is timed features / timed seconds (the device synchronised at both ends).
   which then needs no mask even when traced, so torch.compile keeps SDPA's flash kernel;
 - ``packed`` (loop only): train `bert_qa.fused.PackedBertQA` over the model (one fused Q/K/V projection, SDPA
   flash, the config's dropout), the span loss computed as transformers' BertForQuestionAnswering does;
+- ``packedtrain`` (loop only): train `bert_qa.fused.PackedSpanTrainer`, what the job trains under bert_qa's
+  ``packed_training``: each padded batch's real tokens end to end (varlen flash attention on CUDA), so on real
+  windows (``--data``) no projection or attention pays for padding;
 - ``bN``: batch N instead of ``--batch-size`` (e.g. ``b64``).
+
+``--data FILE`` trains on that SQuAD file's real labelled windows at ``--sequence-length`` (max length, the
+preset's stride) instead, padded per batch by the job's collator, as the shared job trains: features/s there
+counts real windows of all lengths.
 
 A variant that fails is recorded with its error and the others still run.
 """
@@ -38,6 +45,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 DEFAULT_VARIANTS = "trainer,trainer+compile,loop+fused,loop+fused+compile,loop+pure+fused,loop+pure+fused+compile"
@@ -71,16 +79,14 @@ def _synchronise() -> None:
         torch.cuda.synchronize()
 
 
-def build_module(preset: str, overrides: dict, sequence_length: int):
+def build_model(preset: str, overrides: dict, sequence_length: int):
     from qa_common.adapter import get_adapter
 
     adapter = get_adapter("bert_qa")
-    config = adapter.config(preset, {**overrides, "max_length": max(sequence_length, 64)})
-    model = adapter.build(config)
-    return model.module, model.tokenizer.vocab_size
+    return adapter.build(adapter.config(preset, {**overrides, "max_length": max(sequence_length, 64)}))
 
 
-def run_trainer(module, dataset, parts: set[str], args, device: str) -> dict:
+def run_trainer(module, dataset, parts: set[str], args, device: str, collator=None) -> dict:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from qa_common.jobs.train import JobConfig, _precision_flags, _speed_arguments
@@ -108,14 +114,14 @@ def run_trainer(module, dataset, parts: set[str], args, device: str) -> dict:
         per_device_train_batch_size=args.batch_size, learning_rate=5e-5, logging_steps=10_000,
         save_strategy="no", report_to="none", remove_unused_columns=False, use_cpu=device == "cpu",
         **_precision_flags(job.precision), **speed)
-    trainer = Trainer(model=module, args=arguments, train_dataset=dataset, callbacks=[Clock()])
+    trainer = Trainer(model=module, args=arguments, train_dataset=dataset, data_collator=collator, callbacks=[Clock()])
     trainer.train()
     seconds = marks[str(args.warmup + args.steps)] - marks[str(args.warmup)]
     return {"features_per_s": args.steps * args.batch_size / seconds, "optim": str(arguments.optim.value),
             "bf16_autocast": bool(arguments.bf16), **{k: str(v) for k, v in speed.items() if k != "optim"}}
 
 
-def run_loop(module, dataset, parts: set[str], args, device: str) -> dict:
+def run_loop(module, dataset, parts: set[str], args, device: str, collator=None) -> dict:
     module.to(device).train()
     if "pure" in parts:
         module.to(torch.bfloat16)
@@ -126,12 +132,17 @@ def run_loop(module, dataset, parts: set[str], args, device: str) -> dict:
         from bert_qa.fused import PackedBertQA
 
         model = PackedBertQA(module).train()
+    if "packedtrain" in parts:
+        from bert_qa.fused import PackedSpanTrainer
+
+        model = PackedSpanTrainer(module).train()
     fused = "fused" in parts and device == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01, fused=fused or None,
                                   foreach=None if fused else True)
     forward = torch.compile(model) if "compile" in parts else model
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
-                                         num_workers=4 if "workers" in parts else 0, pin_memory=device == "cuda")
+                                         num_workers=4 if "workers" in parts else 0, pin_memory=device == "cuda",
+                                         collate_fn=collator)
     autocast = device == "cuda" and "pure" not in parts
 
     def batches():
@@ -174,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scratch", default="/tmp/bench_train")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--peak-tflops", type=float, default=0.0)
+    parser.add_argument("--data", default=None, help="train on this SQuAD file's real windows (see above)")
     args = parser.parse_args(argv)
     from qa_common.jobs.speed import encoder_flops_per_sequence, hardware_description, peak_tflops
 
@@ -192,12 +204,29 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(part[1:]) for part in parts if part[:1] == "b" and part[1:].isdigit()]
         args.batch_size = sizes[0] if sizes else batch_size
         torch.manual_seed(0)
-        module, vocabulary = build_module(args.preset, json.loads(args.overrides), args.sequence_length)
+        model = build_model(args.preset, json.loads(args.overrides), args.sequence_length)
+        if args.data:  # a stride that fits the length (a toy --sequence-length); recorded with the figures
+            settings = model.config
+            room = settings.max_length - settings.max_question_length - 3
+            if settings.doc_stride >= room:
+                model = build_model(args.preset, {**json.loads(args.overrides), "doc_stride": room // 2},
+                                    args.sequence_length)
+            results["doc_stride"] = model.config.doc_stride
+        module, collator = model.module, None
         config = module.config
         flops = 3 * encoder_flops_per_sequence(config.hidden_size, config.num_hidden_layers,
                                                config.intermediate_size, args.sequence_length)
-        dataset = SyntheticWindows(args.batch_size * (args.warmup + args.steps), args.sequence_length, vocabulary,
-                                   with_mask="nomask" not in parts)
+        if args.data:
+            from qa_common.data.readers import load_squad
+
+            dataset, collator = model.training_dataset(load_squad(args.data).examples), model.data_collator()
+            lengths = dataset.features.lengths()
+            results.update(data=args.data, windows=len(dataset), mean_window_tokens=float(lengths.mean()))
+            flops = 3 * float(np.mean([encoder_flops_per_sequence(
+                config.hidden_size, config.num_hidden_layers, config.intermediate_size, int(n)) for n in lengths]))
+        else:
+            dataset = SyntheticWindows(args.batch_size * (args.warmup + args.steps), args.sequence_length,
+                                       model.tokenizer.vocab_size, with_mask="nomask" not in parts)
         if "nomask" in parts:
             from qa_common.attention import use_unpadded_sdpa
 
@@ -206,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.reset_peak_memory_stats()
         try:
             runner = run_trainer if "trainer" in parts else run_loop
-            figures = {**runner(module, dataset, parts, args, device), "batch_size": args.batch_size}
+            figures = {**runner(module, dataset, parts, args, device, collator), "batch_size": args.batch_size}
             if peak:
                 figures["ceiling_share"] = figures["features_per_s"] * flops / (peak * 1e12)
             if torch.cuda.is_available():
@@ -219,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({name: figures}), flush=True)
         if args.out:  # after every variant: a time limit that stops the run keeps what was measured
             args.out.write_text(json.dumps(results, indent=1))
-        del module
+        del module, model
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         try:

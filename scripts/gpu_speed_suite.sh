@@ -10,12 +10,15 @@
 #      for small batches) vs the plain model at fixed padding vs transformers 4.57's QA pipeline (subprocess),
 #      with a row for lstm_qa, t5_qa (t5-base size) and mamba_qa (130M size), random weights -> speed.json/.md
 #   2. training features/s at 384 without compile (Trainer baseline at batch 32, plain loop, bert_qa.fused's packed
-#      module at batch 32 and 128) -> train.json
+#      module at batch 32 and 128) -> train.json; then on the real windows of train-v2.0.json (max length 384,
+#      padded per batch as the job does), Trainer and loops against packed training (PackedSpanTrainer, what
+#      bert_qa's packed_training trains) -> train_real.json
 #   3. the inference option sweep without compile (packed eager, transformers' module, graphs, chunked predict, a
 #      token budget) -> sweep.jsonl
-#   4. torch.compile (mode default): inference, dynamic and static shapes -> sweep.jsonl, then training with
-#      compile -> train_compile.json
-#   5. the kernels of a batch-256 forward by CUDA time (scripts/profile_encoder.py) -> profile.json
+#   4. torch.compile (mode default, the packed module's layers): inference, exact and approximate GELU, with CUDA
+#      graphs -> sweep.jsonl, then training with compile -> train_compile.json
+#   5. with SUITE_PROFILE=1 only, the kernels of a batch-256 forward by CUDA time (scripts/profile_encoder.py) ->
+#      profile.json, in place of train_real.json (8 files come back)
 #   6. SUMMARY.md: the headline figures against the issue's targets.
 # SUITE_SKIP="train train-compile" skips the steps named (e.g. figures kept from an earlier run of the same code);
 # SIDE_EXTRA="--compile true --approximate-gelu true" adds options to our path in the side-by-side step.
@@ -30,6 +33,7 @@ PY=${PYTHON:-python3}
 ROOT=$PWD
 TOKENIZER=${TOKENIZER:-$ROOT/.data/gpu/bert-uncased-tokenizer}
 DATA=${DATA:-$ROOT/.data/gpu/validation-v2.0.json}
+TRAIN_DATA=${TRAIN_DATA:-$ROOT/.data/gpu/squad/train-v2.0.json}
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=true NCCL_NVLS_ENABLE=0 PYTHONUNBUFFERED=1
 # The MLflow store stays out of $OUT (few files come back); the figures are in $OUT either way.
 export MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-file:///tmp/squad-qa-mlruns}
@@ -93,6 +97,7 @@ if [ -n "${SUITE_SMOKE:-}" ]; then  # a CPU check of the whole suite with toy si
   MAMBA='mamba_qa:tiny'
   SIDE=(--examples 40 --model-only-batch-sizes 1,4 --sequence-length 128 --latency-questions 5 --repeats 1
         --model-only-seconds 0.2 --architecture-questions 8)
+  TRAIN_DATA=$ROOT/data/sample/train-v2.0-sample.json
   TRAIN=(scripts/bench_train.py --preset tiny --overrides "{\"tokenizer_name\": \"$TOKENIZER\"}"
          --sequence-length 64 --batch-size 4 --steps 2 --warmup 1)
   SWEEP=(scripts/bench_inference.py --model "$BERT" --data "$DATA" --out "$OUT/sweep.jsonl" --examples 40
@@ -106,14 +111,18 @@ step side-by-side 200 "$PY" -m qa_common.cli benchmark "$BERT" "$DATA" --side-by
   --architecture "$LSTM" --architecture "$T5" --architecture "$MAMBA" --report-dir "$OUT" --commit "$SQUAD_QA_COMMIT"
 step train 90 "$PY" "${TRAIN[@]}" --variants "trainer,loop+fused+nomask,loop+packed+fused,loop+packed+fused+b128" \
   --out "$OUT/train.json"
+if [ -z "${SUITE_PROFILE:-}" ]; then
+  step train-real 90 "$PY" "${TRAIN[@]}" --data "$TRAIN_DATA" --out "$OUT/train_real.json" \
+    --variants "trainer,loop+fused,loop+packedtrain+fused,loop+packedtrain+fused+b128,loop+pure+packedtrain+fused+b128"
+fi
 step sweep-eager 90 "$PY" "${SWEEP[@]}" --configs "eager,unpacked,graphs,chunk-256,budget-65536"
-# max-autotune ran out of its 150 s on the H200 (fa5902b, triton "out of resource" configs): default mode only.
-step sweep-compile 120 "$PY" "${SWEEP[@]}" --configs "compile,compile-static"
+# max-autotune added 0.5% for 64 s of autotuning on the H200 (3f88251's README): default mode only.
+step sweep-compile 120 "$PY" "${SWEEP[@]}" --configs "compile,compile-approx-gelu,compile-graphs"
 step train-compile 150 "$PY" "${TRAIN[@]}" \
   --variants "loop+fused+compile+nomask,loop+packed+fused+compile,loop+packed+fused+compile+b128,loop+pure+packed+fused+compile+b128" \
   --out "$OUT/train_compile.json"
 # Where batch 256 x 384 spends its GPU time (kernels by CUDA time), for what the next change should target.
-step profile 60 "$PY" "${PROFILE[@]}"
+[ -n "${SUITE_PROFILE:-}" ] && step profile 60 "$PY" "${PROFILE[@]}"
 
 "$PY" scripts/speed_summary.py "$OUT" > "$OUT/SUMMARY.md" && cat "$OUT/SUMMARY.md"
 echo "suite done in $((SECONDS - START))s"

@@ -2,7 +2,8 @@
 
     python scripts/speed_summary.py OUT > OUT/SUMMARY.md
 
-Reads speed.json (side by side), sweep.jsonl (inference options), train.json and train_compile.json (training),
+Reads speed.json (side by side), sweep.jsonl (inference options), train.json, train_compile.json and train_real.json
+(training),
 whichever exist; every table names the hardware, commit and command of its figures.
 """
 
@@ -77,13 +78,15 @@ def main(folder: str) -> int:
                     f"{f'{real_share:.0%}' if real_share else 'n/a'} | {number(r.get('questions_per_s'))} | "
                     f"{number(r.get('latency_p50_ms'), 2)} | {number(r.get('seconds'))} | "
                     f"{r.get('failed', '') or ('compile fell back to eager' if r.get('compile_fallback') else '')} |")
-    for name in ("train.json", "train_compile.json"):
+    for name in ("train.json", "train_compile.json", "train_real.json"):
         path = out / name
         if not path.exists():
             continue
         train = json.loads(path.read_text())
-        lines += ["", f"## Training at {train['sequence_length']}, batch {train['batch_size']} ({name}; target "
-                  f">= {TARGETS['train_features_per_s']:,.0f} features/s)", "",
+        real = (f", the real windows of {train['data']} (mean {train['mean_window_tokens']:.0f} tokens)"
+                if train.get("data") else "")
+        lines += ["", f"## Training at {train['sequence_length']}, batch {train['batch_size']}{real} ({name}; "
+                  f"target >= {TARGETS['train_features_per_s']:,.0f} features/s)", "",
                   f"{train['hardware']}, commit {train['commit']}, transformers {train.get('transformers')}, "
                   f"`{train['command']}`", "",
                   "| variant | features/s | ceiling | optimizer | peak MB | note |",

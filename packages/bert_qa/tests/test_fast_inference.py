@@ -419,3 +419,56 @@ def test_write_back_puts_the_trained_fused_projection_into_transformers_qkv(mode
     real = tensors["attention_mask"].bool()
     assert (trained - before)[real].abs().max() > 1e-3  # the step changed the fused copy only
     torch.testing.assert_close(after[real], trained[real], atol=2e-5, rtol=1e-5)
+
+
+def test_packed_training_gives_transformers_loss_and_gradients_and_trains_the_saved_weights(model, examples) -> None:
+    """PackedSpanTrainer (bert_qa's packed_training): on a batch without padding its loss and gradients are
+    transformers'; with padding its logits are transformers' at the real positions and its loss leaves the padding
+    out of the softmax; training it through the job's hooks changes the transformers module's Q/K/V."""
+    from bert_qa.fused import PackedSpanTrainer
+    from qa_common.testing.contract import LearningCheck, learning_examples, train_briefly
+
+    module = copy.deepcopy(model.module).eval()
+    trainer = PackedSpanTrainer(module).eval()  # eval: no dropout, so the two are comparable
+    batch = {name: torch.from_numpy(value) for name, value in _real_batch(model, examples[:24]).items()}
+    rows, length = batch["input_ids"].shape
+    labels = {"start_positions": torch.arange(rows) % 20 + 1, "end_positions": torch.arange(rows) % 20 + 3}
+    real = batch["attention_mask"].bool()
+    found = trainer(**batch, **labels)
+    reference = module(**batch, **labels)
+    torch.testing.assert_close(found.start_logits[real], reference.start_logits[real], atol=2e-5, rtol=1e-5)
+    assert bool((found.start_logits[~real] == -1e4).all())
+    masked = reference.start_logits.masked_fill(~real, -1e4), reference.end_logits.masked_fill(~real, -1e4)
+    expected = (torch.nn.functional.cross_entropy(masked[0], labels["start_positions"])
+                + torch.nn.functional.cross_entropy(masked[1], labels["end_positions"])) / 2
+    torch.testing.assert_close(found.loss, expected, atol=1e-5, rtol=1e-5)
+
+    full = {name: value[:, :40] for name, value in batch.items()}
+    full["attention_mask"] = torch.ones_like(full["attention_mask"])
+    packed_loss, transformers_loss = trainer(**full, **labels).loss, module(**full, **labels).loss
+    torch.testing.assert_close(packed_loss, transformers_loss, atol=1e-5, rtol=1e-5)
+    packed_loss.backward()
+    transformers_loss.backward()
+    for layer, source in zip(trainer.packed.layers, module.bert.encoder.layer, strict=True):
+        attention = source.attention.self  # the fused copy's gradient, against the three projections' own
+        expected_grad = torch.cat([attention.query.weight.grad, attention.key.weight.grad, attention.value.weight.grad])
+        assert expected_grad.abs().max() > 0
+        torch.testing.assert_close(layer.qkv.weight.grad, expected_grad, atol=1e-5, rtol=1e-4)
+    adapter = get_adapter("bert_qa")
+    student = adapter.build(adapter.config("tiny", {**SMALL, "packed_training": True}))
+    query = student.module.bert.encoder.layer[0].attention.self.query.weight.detach().clone()
+    assert isinstance(student.training_module(), PackedSpanTrainer)
+    losses = train_briefly(student, learning_examples(16), LearningCheck(steps=30, learning_rate=3e-3))
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5, losses
+    student.finish_training()
+    trained = student.module.bert.encoder.layer[0].attention.self.query.weight
+    assert not torch.equal(trained, query)  # written back: what is saved is what was trained
+
+
+def test_packed_training_refuses_what_it_cannot_train() -> None:
+    adapter = get_adapter("bert_qa")
+    with pytest.raises(ValueError, match="packed_training trains a dense student on its own: not with pruning"):
+        adapter.build(adapter.config("tiny", {**SMALL, "packed_training": True, "pruning": "smp", "density": 0.5}))
+    student = adapter.build(adapter.config("tiny", {**SMALL, "packed_training": True}))
+    with pytest.raises(ValueError, match="packed_training has no gradient checkpointing"):
+        student.training_module().gradient_checkpointing_enable()

@@ -27,6 +27,8 @@ class BertQAConfig:
     (1 - ``distill_alpha``) x T^2 x KL(teacher || student) at temperature ``distill_temperature``, plus
     ``distill_hidden`` x the layers' hidden-state mean squared error against the teacher (0: off; a teacher of the
     student's depth and width).
+    ``packed_training`` trains through `bert_qa.fused.PackedSpanTrainer`: fused Q/K/V, and each batch's real
+    tokens only (varlen flash attention on CUDA; fast there only), for a dense student without a teacher.
     """
 
     model_name: str = "bert-base-uncased"
@@ -53,6 +55,7 @@ class BertQAConfig:
     distill_alpha: float = 0.5
     distill_temperature: float = 2.0
     distill_hidden: float = 0.0
+    packed_training: bool = False
 
 
 PRESETS: dict[str, dict[str, object]] = {

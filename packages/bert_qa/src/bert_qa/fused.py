@@ -20,6 +20,9 @@ cuBLASLt GEMM with a GELU epilogue on CUDA: that epilogue is the tanh approximat
 GELU it is an approximation (off by default), and for a model trained with tanh GELU it is its own activation
 (on whenever the config says ``gelu_new`` or ``gelu_pytorch_tanh``).
 
+`PackedSpanTrainer` is what the shared job trains under bert_qa's ``packed_training``: the packed forward fed each
+padded batch's real tokens, with transformers' span loss over each window's real positions.
+
 `supports` says which modules it can read: post-LayerNorm BERT with absolute positions and no cross-attention
 (BERT, MiniLM and other ``BertForQuestionAnswering`` checkpoints). The fused Q/K/V weight is a copy: training
 `PackedBertQA` (it applies the config's dropout in training mode; ``scripts/bench_train.py`` variant ``packed``)
@@ -226,3 +229,52 @@ class PackedBertQA(nn.Module):
             hidden = layer.forward_packed(hidden, cu_seqlens, max_length, bounds)
         return self.qa_outputs(hidden)
 
+
+
+class PackedSpanTrainer(nn.Module):
+    """What HF Trainer trains under ``packed_training``: `PackedBertQA` over the module, fed each padded batch's
+    real tokens end to end, so neither the projections nor attention pay for padding.
+
+    Its outputs are transformers' (B, L) start/end logits, with the padding positions at -10,000, and transformers'
+    span loss: the mean of the start and end cross-entropies, positions clamped to L and L ignored. Unlike
+    transformers', that softmax leaves the padding positions out (transformers' module computes logits for them
+    too), so the loss equals transformers' exactly on batches without padding. Dropout: the config's on the
+    embeddings and hidden states. Attention-probability dropout is not applied (varlen attention has none).
+    Training updates the fused Q/K/V copy: call `finish` to put it into the transformers module's Q/K/V.
+    """
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.packed = PackedBertQA(module).train()
+
+    def gradient_checkpointing_enable(self, **kwargs) -> None:
+        raise ValueError("packed_training has no gradient checkpointing: set gradient_checkpointing false, or "
+                         "packed_training false")
+
+    def finish(self) -> None:
+        """The trained fused Q/K/V into the transformers module's Q/K/V, which join the rest on its device (the
+        Trainer moved only this module's parameters)."""
+        self.packed._module[0].to(next(self.packed.parameters()).device)
+        self.packed.write_back()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, start_positions=None, end_positions=None):
+        from transformers.modeling_outputs import QuestionAnsweringModelOutput
+
+        rows, length = input_ids.shape
+        real = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
+        lengths = real.sum(1)
+        cu_seqlens = F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32)
+        flat = real.reshape(-1).nonzero().squeeze(1)
+        types = None if token_type_ids is None else token_type_ids.reshape(-1)[flat]
+        logits = self.packed.forward_packed(input_ids.reshape(-1)[flat], types, flat % length, cu_seqlens,
+                                            int(lengths.max()))
+        filled = logits.new_full((2, rows * length), -1e4)
+        filled[:, flat] = logits.t()
+        start, end = filled[0].view(rows, length), filled[1].view(rows, length)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            ignored = length
+            cross_entropy = nn.CrossEntropyLoss(ignore_index=ignored)
+            loss = (cross_entropy(start.float(), start_positions.clamp(0, ignored))
+                    + cross_entropy(end.float(), end_positions.clamp(0, ignored))) / 2
+        return QuestionAnsweringModelOutput(loss=loss, start_logits=start, end_logits=end)

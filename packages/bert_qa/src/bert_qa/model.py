@@ -62,7 +62,14 @@ class BertQAModel(ExtractiveQAModel):
         return PackedBertQA(self.module, approximate_gelu=approximate_gelu)
 
     def training_module(self):
-        """The student itself, or under distillation the student with the teacher's outputs in its loss."""
+        """The student itself, under distillation the student with the teacher's outputs in its loss, under
+        ``packed_training`` `bert_qa.fused.PackedSpanTrainer` over it."""
+        if self.config.packed_training:
+            if self._training_module is None:
+                from bert_qa.fused import PackedSpanTrainer
+
+                self._training_module = PackedSpanTrainer(self.module)
+            return self._training_module
         if self.teacher is None:
             return self.module
         if self._training_module is None:
@@ -80,6 +87,8 @@ class BertQAModel(ExtractiveQAModel):
     def finish_training(self) -> dict[str, float]:
         """Apply learned pruning masks (the module becomes an ordinary checkpoint) and drop the teacher."""
         figures: dict[str, float] = {}
+        if self.config.packed_training and self._training_module is not None:
+            self._training_module.finish()  # the trained fused Q/K/V into the transformers module
         if has_masks(self.module):
             figures["pruned_layers"] = float(apply_masks(self.module))
         self.teacher = self._training_module = None
@@ -145,6 +154,15 @@ def build_model(config: BertQAConfig) -> BertQAModel:
         )
         torch.manual_seed(0)
         module = AutoModelForQuestionAnswering.from_config(encoder_config)
+    if config.packed_training:
+        from bert_qa.fused import supports
+
+        if config.pruning != "none" or config.teacher:
+            raise ValueError("packed_training trains a dense student on its own: not with pruning "
+                             f"({config.pruning!r}) or a teacher ({config.teacher!r})")
+        reason = supports(module)
+        if reason:
+            raise ValueError(f"packed_training cannot train {config.model_name}: {reason}")
     if config.pruning_schedule not in SCHEDULES:
         raise ValueError(f"unknown pruning_schedule {config.pruning_schedule!r}; "
                          f"expected one of {', '.join(SCHEDULES)}")
