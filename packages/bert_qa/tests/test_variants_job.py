@@ -45,3 +45,33 @@ def test_a_dense_teacher_then_an_smp_kd_student_taught_by_its_run(tmp_path, monk
     assert metrics["onnx_max_abs_logit_diff"] < 1e-4
     for key in ("exact", "f1", "HasAns_f1", "NoAns_exact"):
         assert key in metrics
+
+
+def test_the_job_trains_with_packed_training_and_saves_the_trained_attention(tmp_path, monkeypatch):
+    """packed_training through the shared job (HF Trainer, checkpoints, evaluation, save): the saved checkpoint
+    is a plain transformers one whose Q/K/V are the trained ones, not the initial weights left behind."""
+    import torch
+    from transformers import AutoModelForQuestionAnswering
+
+    from qa_common.adapter import get_adapter
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sample = sample_directory()
+    result = run_job("bert_qa", "tiny", {
+        "train_data": str(sample / TRAIN_SAMPLE), "eval_data": str(sample / VALIDATION_SAMPLE),
+        "max_train_examples": 60, "max_eval_examples": 30, "epochs": 1, "batch_size": 16, "learning_rate": 3e-3,
+        "system_metrics": False, "register": False, "benchmark": False, "export_onnx": False,
+        "packed_training": True, "output_dir": str(tmp_path / "out")})
+    run = mlflow.get_run(result["run_id"])
+    assert run.data.params["model.packed_training"] == "True" and run.data.metrics["train_features_per_s"] > 0
+    saved = AutoModelForQuestionAnswering.from_pretrained(tmp_path / "out" / "model")
+    adapter = get_adapter("bert_qa")
+    initial = adapter.build(adapter.config("tiny")).module  # the same seeded initialisation the job started from
+    for name in ("query", "key", "value"):
+        trained = getattr(saved.bert.encoder.layer[0].attention.self, name).weight
+        start = getattr(initial.bert.encoder.layer[0].attention.self, name).weight
+        assert trained.shape == start.shape and not torch.allclose(trained, start), name
+    # and the rest trained as well: the embeddings the packed module shares with the saved one moved too
+    embeddings = saved.bert.embeddings.word_embeddings.weight, initial.bert.embeddings.word_embeddings.weight
+    assert not torch.allclose(*embeddings)
