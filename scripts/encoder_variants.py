@@ -35,29 +35,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from qa_common.jobs.benchmark import synchronise
+from qa_common.jobs.speed import seconds_per_call
+
 DEFAULT_VARIANTS = ("full:hf,full:packed,full:packed+cudnn,full:packed+tanhgelu+cudnn,full:packed+compile,"
                     "full:packed+compile+cudnn,windows:packed,windows:packed+compile,train:packed,"
                     "train:packed+cudnn,train:packed+compile+cudnn,full:packed+autotune+cudnn")
 
 
-def synchronise() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
 def timed(run, seconds: float, warmup: int = 2) -> tuple[float, int]:
-    """Seconds per call of ``run`` (at least 3 calls and about ``seconds`` of them, after ``warmup``)."""
-    for _ in range(warmup):
-        run()
-    synchronise()
-    began, calls = time.perf_counter(), 0
-    while calls < 3 or time.perf_counter() - began < seconds:
-        run()
-        calls += 1
-        if calls % 4 == 0:
-            synchronise()
-    synchronise()
-    return (time.perf_counter() - began) / calls, calls
+    """Seconds per call of ``run`` over about ``seconds`` of calls (at least 3), after ``warmup``; and the calls."""
+    one = seconds_per_call(run, repeats=1, warmup=warmup)
+    calls = max(3, int(seconds / max(one, 1e-6)))
+    return seconds_per_call(run, repeats=calls, warmup=0), calls
 
 
 def attention_context(parts: set[str]):
@@ -118,7 +108,7 @@ def run_full(args, parts, device, dtype, base) -> dict:
 
 def run_windows(args, parts, device, dtype, base, cache: dict) -> dict:
     from qa_common.data.readers import load_squad
-    from qa_common.extractive import InferenceOptions, _packed_inputs
+    from qa_common.extractive import InferenceOptions, PackedBatch
 
     model, module, runner = build(args, parts, device, dtype, base)
     if "features" not in cache:
@@ -130,8 +120,7 @@ def run_windows(args, parts, device, dtype, base, cache: dict) -> dict:
     batches = []
     for indices, length, rows in model.batch_plan(features.lengths(), 256, options):
         batch, _ = model.pack(features, indices, length, rows)
-        inputs, _, _ = _packed_inputs(batch, torch.device(device))
-        batches.append(inputs)
+        batches.append(PackedBatch.from_numpy(batch, torch.device(device)).inputs)
     forward = runner.forward_packed if hasattr(runner, "forward_packed") else None
     if forward is None:
         raise SystemExit("windows: packed variants only")

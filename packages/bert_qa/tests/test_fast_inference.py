@@ -23,7 +23,7 @@ from qa_common.adapter import get_adapter
 from qa_common.attention import use_unpadded_sdpa
 from qa_common.data.readers import load_squad
 from qa_common.decoding.spans import top_window_spans, top_window_spans_torch
-from qa_common.extractive import REFERENCE_OPTIONS, InferenceOptions, TorchRunner, _packed_inputs
+from qa_common.extractive import REFERENCE_OPTIONS, InferenceOptions, PackedBatch, TorchRunner
 
 SAMPLE = "data/sample/validation-v2.0-sample.json"
 # Windows of 128 tokens, stride 32: about a third of the sample's questions get two or more windows.
@@ -249,7 +249,8 @@ def test_padded_and_packed_forwards_give_transformers_logits_on_real_windows(mod
     with torch.no_grad():
         reference = model.module(**tensors)
         padded = packed(**tensors)
-        inputs, flat, (rows, length) = _packed_inputs(batch, torch.device("cpu"))
+        packed_batch = PackedBatch.from_numpy(batch, torch.device("cpu"))
+        inputs, flat, (rows, length) = packed_batch.inputs, packed_batch.flat, packed_batch.shape
         logits = packed.forward_packed(**inputs)
     assert logits.shape == (int(real.sum()), 2)  # real tokens only
     for found, expected in ((padded.start_logits, reference.start_logits), (padded.end_logits, reference.end_logits),
@@ -344,8 +345,6 @@ def test_compiled_layers_give_the_eager_logits_and_a_failure_falls_back_to_eager
 def test_prepared_batches_run_as_the_runner_would_run_them(model, examples) -> None:
     """`TorchRunner.prepare` (the speed figures' model-only batches) packs exactly the batches logits_tensors
     packs, with the same logits."""
-    from qa_common.extractive import PackedBatch
-
     batch = _real_batch(model, examples[:24])
     runner = TorchRunner(PackedBertQA(model.module.eval()), packed=True)
     prepared = runner.prepare(batch)

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bert_qa.pruning import has_masks
+from qa_common.extractive import PackedBatch
 
 
 def supports(module: nn.Module) -> str | None:
@@ -260,20 +261,11 @@ class PackedSpanTrainer(nn.Module):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, start_positions=None, end_positions=None):
         from transformers.modeling_outputs import QuestionAnsweringModelOutput
 
-        rows, length = input_ids.shape
-        real = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
-        lengths = real.sum(1)
-        cu_seqlens = F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32)
-        flat = real.reshape(-1).nonzero().squeeze(1)
-        types = None if token_type_ids is None else token_type_ids.reshape(-1)[flat]
-        logits = self.packed.forward_packed(input_ids.reshape(-1)[flat], types, flat % length, cu_seqlens,
-                                            int(lengths.max()))
-        filled = logits.new_full((2, rows * length), -1e4)
-        filled[:, flat] = logits.t()
-        start, end = filled[0].view(rows, length), filled[1].view(rows, length)
+        batch = PackedBatch.from_tensors(input_ids, attention_mask, token_type_ids)
+        start, end = batch.unpack(self.packed.forward_packed(**batch.inputs))
         loss = None
         if start_positions is not None and end_positions is not None:
-            ignored = length
+            ignored = input_ids.shape[1]
             cross_entropy = nn.CrossEntropyLoss(ignore_index=ignored)
             loss = (cross_entropy(start.float(), start_positions.clamp(0, ignored))
                     + cross_entropy(end.float(), end_positions.clamp(0, ignored))) / 2

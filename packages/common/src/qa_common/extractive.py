@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from qa_common.adapter import QAModel, RawPrediction
 from qa_common.data.examples import SquadExample
@@ -224,8 +225,7 @@ class TorchRunner:
         return output.start_logits, output.end_logits
 
     def _packed(self, batch: PackedBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, L) start and end logits of a batch run unpadded; padding positions get -10,000 (the decoders never
-        read them: they mask by the attention mask)."""
+        """(B, L) start and end logits of a batch run unpadded (`PackedBatch.unpack`)."""
         compiled = self.compiled_packed
         try:
             logits = (compiled if compiled is not None else self.module.forward_packed)(**batch.inputs)
@@ -234,10 +234,7 @@ class TorchRunner:
                 raise
             self._compile_failed(error)
             logits = self.module.forward_packed(**batch.inputs)
-        rows, length = batch.shape
-        filled = logits.new_full((2, rows * length), -1e4)
-        filled[:, batch.flat] = logits.t()
-        return filled[0].view(rows, length), filled[1].view(rows, length)
+        return batch.unpack(logits)
 
     def prepare(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor] | PackedBatch:
         """``batch`` on the module's device in the form `logits_tensors` would run it (unpadded where it would
@@ -247,7 +244,7 @@ class TorchRunner:
         rows = batch["input_ids"].shape[0]
         graphed = self.cuda_graphs and device.type == "cuda" and rows <= self.cuda_graph_max_batch
         if self.packed and mask is not None and not mask.all() and not graphed:
-            return PackedBatch(*_packed_inputs(batch, device))
+            return PackedBatch.from_numpy(batch, device)
         tensors = {key: torch.from_numpy(np.asarray(value)).to(device) for key, value in batch.items()}
         if mask is not None and device.type == "cuda" and mask.all():
             del tensors["attention_mask"]
@@ -307,7 +304,7 @@ class TorchRunner:
                               "running without graphs", file=sys.stderr)
                         self.cuda_graphs = False
                 if self.packed and isinstance(mask, np.ndarray) and not mask.all():
-                    return self._packed(PackedBatch(*_packed_inputs(batch, device)))
+                    return self._packed(PackedBatch.from_numpy(batch, device))
                 return self._forward(inputs)
         finally:
             self.module.train(was_training)
@@ -319,30 +316,54 @@ class TorchRunner:
 
 @dataclass
 class PackedBatch:
-    """A padded batch's real tokens on the device, as a packed module takes them (`_packed_inputs`)."""
+    """A padded batch's real tokens laid end to end, as a packed module's ``forward_packed`` takes them: its keyword
+    ``inputs`` (real tokens first in each row), where each real token sat in the flattened B x L batch (``flat``),
+    and (B, L)."""
 
     inputs: dict[str, Any]
     flat: torch.Tensor
     shape: tuple[int, int]
 
+    @classmethod
+    def from_numpy(cls, batch: dict[str, np.ndarray], device: torch.device) -> PackedBatch:
+        """From a padded numpy batch, worked out on the host (predict's batches: no wait for the device)."""
+        mask = np.asarray(batch["attention_mask"], dtype=bool)
+        rows, length = mask.shape
+        flat = np.flatnonzero(mask.reshape(-1))
+        lengths = mask.sum(axis=1)
+        cu_seqlens = np.zeros(rows + 1, dtype=np.int32)
+        np.cumsum(lengths, out=cu_seqlens[1:])
+        types = batch.get("token_type_ids")
+        host = {"input_ids": np.asarray(batch["input_ids"]).reshape(-1)[flat],
+                "token_type_ids": None if types is None else np.asarray(types).reshape(-1)[flat],
+                "position_ids": flat % length, "cu_seqlens": cu_seqlens}
+        inputs: dict[str, Any] = {name: None if value is None else torch.from_numpy(value).to(device, non_blocking=True)
+                                  for name, value in host.items()}
+        inputs["max_length"] = int(lengths.max())
+        return cls(inputs, torch.from_numpy(flat).to(device, non_blocking=True), (rows, length))
 
-def _packed_inputs(batch: dict[str, np.ndarray], device: torch.device):
-    """A packed module's inputs from a padded numpy batch (real tokens first in each row), worked out on the host:
-    (forward_packed's keyword arguments, where each real token sits in the flattened B x L batch, (B, L))."""
-    mask = np.asarray(batch["attention_mask"], dtype=bool)
-    rows, length = mask.shape
-    flat = np.flatnonzero(mask.reshape(-1))
-    lengths = mask.sum(axis=1)
-    cu_seqlens = np.zeros(rows + 1, dtype=np.int32)
-    np.cumsum(lengths, out=cu_seqlens[1:])
-    types = batch.get("token_type_ids")
-    host = {"input_ids": np.asarray(batch["input_ids"]).reshape(-1)[flat],
-            "token_type_ids": None if types is None else np.asarray(types).reshape(-1)[flat],
-            "position_ids": flat % length, "cu_seqlens": cu_seqlens}
-    inputs: dict[str, Any] = {name: None if value is None else torch.from_numpy(value).to(device, non_blocking=True)
-                              for name, value in host.items()}
-    inputs["max_length"] = int(lengths.max())
-    return inputs, torch.from_numpy(flat).to(device, non_blocking=True), (rows, length)
+    @classmethod
+    def from_tensors(cls, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                     token_type_ids: torch.Tensor | None = None) -> PackedBatch:
+        """From a padded batch of tensors, worked out on their device (a training batch; one wait for the device,
+        for the longest window)."""
+        rows, length = input_ids.shape
+        real = attention_mask.bool() if attention_mask is not None else torch.ones_like(input_ids, dtype=torch.bool)
+        lengths = real.sum(1)
+        flat = real.reshape(-1).nonzero().squeeze(1)
+        inputs = {"input_ids": input_ids.reshape(-1)[flat],
+                  "token_type_ids": None if token_type_ids is None else token_type_ids.reshape(-1)[flat],
+                  "position_ids": flat % length, "cu_seqlens": F.pad(lengths.cumsum(0), (1, 0)).to(torch.int32),
+                  "max_length": int(lengths.max())}
+        return cls(inputs, flat, (rows, length))
+
+    def unpack(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, L) start and end logits from ``forward_packed``'s (T, 2); padding positions get -10,000 (the
+        decoders never read them: they mask by the attention mask)."""
+        rows, length = self.shape
+        filled = logits.new_full((2, rows * length), -1e4)
+        filled[:, self.flat] = logits.t()
+        return filled[0].view(rows, length), filled[1].view(rows, length)
 
 
 class OnnxRunner:

@@ -88,7 +88,7 @@ def _reset_peak() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def _timed(function: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
+def seconds_per_call(function: Callable[[], Any], repeats: int, warmup: int = 2) -> float:
     """Seconds per call of ``function`` after ``warmup`` calls (the device synchronised around the timing)."""
     for _ in range(warmup):
         function()
@@ -148,9 +148,9 @@ def model_only(model, options, settings: SpeedSettings, flops: Callable[[int], f
         inputs = model.model_only_inputs(batch_size, settings.sequence_length)
         inputs.pop("attention_mask", None)  # all ones: transformers' default, and SDPA's flash kernel
         inputs = {key: torch.as_tensor(value).to(device) for key, value in inputs.items()}
-        one = _timed(lambda inputs=inputs: model.runner.logits_tensors(inputs), repeats=3, warmup=3)
+        one = seconds_per_call(lambda inputs=inputs: model.runner.logits_tensors(inputs), repeats=3, warmup=3)
         repeats = max(3, int(settings.model_only_seconds / max(one, 1e-6)))
-        seconds = _timed(lambda inputs=inputs: model.runner.logits_tensors(inputs), repeats=repeats, warmup=1)
+        seconds = seconds_per_call(lambda inputs=inputs: model.runner.logits_tensors(inputs), repeats=repeats, warmup=1)
         rate = batch_size / seconds
         figures[f"model_seq_per_s_b{batch_size}"] = rate
         if batch_size == 1:
@@ -181,7 +181,7 @@ def real_windows(model, features, options, batch_size: int, settings: SpeedSetti
         for batch in batches:
             model.runner.logits_tensors(batch)
 
-    seconds = _timed(run_all, repeats=settings.repeats, warmup=1)
+    seconds = seconds_per_call(run_all, repeats=settings.repeats, warmup=1)
     figures = {"real_windows_per_s": len(features) / seconds, "real_windows": float(len(features)),
                "real_window_mean_tokens": float(features.lengths().mean()),
                "real_padded_tokens_share": float(padded_tokens
@@ -244,7 +244,7 @@ def extractive_paths(model, plain_model, examples: Sequence[SquadExample], optio
                                                                                              options=o),
                                   examples, settings)
         path.figures.update(figures)
-        tokenise = _timed(lambda r=reader: r.windows(examples, with_labels=False), repeats=1, warmup=0)
+        tokenise = seconds_per_call(lambda r=reader: r.windows(examples, with_labels=False), repeats=1, warmup=0)
         path.figures["tokenise_questions_per_s"] = len(examples) / tokenise
         path.figures["peak_memory_mb"] = peak_memory_mb()
         path.figures["wall_s"] = time.perf_counter() - began
