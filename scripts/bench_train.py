@@ -79,11 +79,17 @@ def _synchronise() -> None:
         torch.cuda.synchronize()
 
 
-def build_model(preset: str, overrides: dict, sequence_length: int):
+def build_model(preset: str, overrides: dict, sequence_length: int, fit_stride: bool = False):
+    """The bert_qa reader of ``preset``; with ``fit_stride`` a stride that fits the length when the preset's does
+    not (a toy --sequence-length for real windows)."""
     from qa_common.adapter import get_adapter
 
     adapter = get_adapter("bert_qa")
-    return adapter.build(adapter.config(preset, {**overrides, "max_length": max(sequence_length, 64)}))
+    config = adapter.config(preset, {**overrides, "max_length": max(sequence_length, 64)})
+    room = config.max_length - config.max_question_length - 3
+    if fit_stride and config.doc_stride >= room:
+        config.doc_stride = room // 2
+    return adapter.build(config)
 
 
 def run_trainer(module, dataset, parts: set[str], args, device: str, collator=None) -> dict:
@@ -204,13 +210,8 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(part[1:]) for part in parts if part[:1] == "b" and part[1:].isdigit()]
         args.batch_size = sizes[0] if sizes else batch_size
         torch.manual_seed(0)
-        model = build_model(args.preset, json.loads(args.overrides), args.sequence_length)
-        if args.data:  # a stride that fits the length (a toy --sequence-length); recorded with the figures
-            settings = model.config
-            room = settings.max_length - settings.max_question_length - 3
-            if settings.doc_stride >= room:
-                model = build_model(args.preset, {**json.loads(args.overrides), "doc_stride": room // 2},
-                                    args.sequence_length)
+        model = build_model(args.preset, json.loads(args.overrides), args.sequence_length, fit_stride=bool(args.data))
+        if args.data:
             results["doc_stride"] = model.config.doc_stride
         module, collator = model.module, None
         config = module.config
