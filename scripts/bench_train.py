@@ -14,7 +14,8 @@ figure is timed features / timed seconds (the device synchronised at both ends).
   ``loop``: a plain PyTorch loop (autocast bf16, zero_grad(set_to_none), no logging), to see Trainer's overhead;
 - ``fused``: AdamW's fused CUDA kernel (``adamw_torch_fused``); ``foreach``: ``adamw_torch``; neither: Trainer's
   own default optimizer (the loop: for-each AdamW);
-- ``compile``: torch.compile of the model (Trainer's ``torch_compile``; the loop compiles the module);
+- ``compile``: torch.compile of the model (Trainer's ``torch_compile``; the loop compiles the module, or with
+  ``packedtrain`` its layers, as the job does);
 - ``pure``: the weights themselves in bf16, no autocast (AdamW then updates bf16 weights: fast, but updates
   below bf16's resolution are lost; a speed figure, not a recommendation);
 - ``ckpt``: gradient checkpointing (memory for speed);
@@ -23,7 +24,7 @@ figure is timed features / timed seconds (the device synchronised at both ends).
   which then needs no mask even when traced, so torch.compile keeps SDPA's flash kernel;
 - ``packed`` (loop only): train `bert_qa.fused.PackedBertQA` over the model (one fused Q/K/V projection, SDPA
   flash, the config's dropout), the span loss computed as transformers' BertForQuestionAnswering does;
-- ``packedtrain`` (loop only): train `bert_qa.fused.PackedSpanTrainer`, what the job trains under bert_qa's
+- ``packedtrain``: train `bert_qa.fused.PackedSpanTrainer`, what the job trains under bert_qa's
   ``packed_training``: each padded batch's real tokens end to end (varlen flash attention on CUDA), so on real
   windows (``--data``) no projection or attention pays for padding;
 - ``bN``: batch N instead of ``--batch-size`` (e.g. ``b64``).
@@ -100,13 +101,19 @@ def run_trainer(module, dataset, parts: set[str], args, device: str, collator=No
     job = JobConfig(optim="adamw_torch_fused" if "fused" in parts else "auto", torch_compile="compile" in parts,
                     gradient_checkpointing="ckpt" in parts, dataloader_workers=4 if "workers" in parts else 0,
                     precision="fp32" if "pure" in parts or device == "cpu" else "bf16")
-    speed = _speed_arguments(job)
+    if "pure" in parts:
+        module.to(torch.bfloat16)
+    if "packedtrain" in parts:  # as the job trains under packed_training (and compiles under torch_compile)
+        from bert_qa.fused import PackedSpanTrainer
+
+        module = PackedSpanTrainer(module.to(device))
+        if job.torch_compile:
+            module.compile_layers()
+    speed = _speed_arguments(job, compile_module="packedtrain" not in parts)
     if "foreach" in parts:
         speed["optim"] = "adamw_torch"
     elif "fused" not in parts:
         del speed["optim"]  # transformers' own default (adamw_torch_fused in 5.x): the baseline a user gets
-    if "pure" in parts:
-        module.to(torch.bfloat16)
     marks: dict[str, float] = {}
 
     class Clock(TrainerCallback):
@@ -145,7 +152,11 @@ def run_loop(module, dataset, parts: set[str], args, device: str, collator=None)
     fused = "fused" in parts and device == "cuda"
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01, fused=fused or None,
                                   foreach=None if fused else True)
-    forward = torch.compile(model) if "compile" in parts else model
+    forward = model
+    if "compile" in parts and "packedtrain" in parts:
+        model.compile_layers()  # what the job does under torch_compile: the layers, not the packing around them
+    elif "compile" in parts:
+        forward = torch.compile(model)
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True,
                                          num_workers=4 if "workers" in parts else 0, pin_memory=device == "cuda",
                                          collate_fn=collator)

@@ -12,6 +12,11 @@
 #       scripts/gpu_smp_table.sh wait /root/stash/smp "$OUT" 540
 #   call 3, while the machine is warm:  scripts/gpu_smp_table.sh wait /root/stash/smp "$OUT" 580
 #
+# SMP_TABLE_SET: "seed" (default) runs the table above; "ten" is the 10% study: the dense teacher, then SMP 10% at
+# learning rate 1e-3 for 8 epochs with the mask scope "layer" and "global", each without and with span +
+# hidden-state KD (weight 10); and, while the KD students train, the side-by-side benchmark on the trained dense
+# teacher at fp32 and at bf16 (ours against transformers' QA pipeline, when /tmp/tf457 holds transformers 4.57,
+# as gpu_speed_suite.sh leaves it), for whether our answers equal the pipeline's on a trained model.
 # SMP_TABLE_EXTRA: settings added to every run (a CPU smoke run: "--max-steps 2 --max-train-examples 40 ...").
 # `start` runs the job in its own process session (setsid), which outlives the call; `wait` returns when it is
 # done or after SECONDS, copying its log, figures and table to OUT either way.
@@ -65,21 +70,45 @@ run)
       > "$work/$name.log" 2>&1
     echo "$name: exit $? at $(date -u +%H:%M:%S)"
   }
-  echo "start $(date -u +%H:%M:%S), commit ${SQUAD_QA_COMMIT:-unknown}"
+  identity() {  # MODEL_DIR: side by side at fp32 and bf16 ("auto"), ours against the pipeline
+    if [ ! -d /tmp/tf457 ]; then echo "no /tmp/tf457 (transformers 4.57): identity check skipped"; return; fi
+    local precision
+    for precision in fp32 auto; do
+      python3 -m qa_common.cli benchmark "$1" "$data/validation-v2.0.json" --side-by-side --examples 0 \
+        --model-only-batch-sizes 1 --latency-questions 20 --repeats 1 --architecture-questions 0 \
+        --precision "$precision" --pipeline-pythonpath /tmp/tf457 --report-dir "$work/identity_$precision" \
+        --commit "${SQUAD_QA_COMMIT:-unknown}" > "$work/identity_$precision.log" 2>&1
+      echo "identity $precision: exit $? at $(date -u +%H:%M:%S)"
+      cp "$work/identity_$precision/speed.md" "$work/identity_$precision.md" 2>/dev/null
+    done
+  }
+  echo "start $(date -u +%H:%M:%S), commit ${SQUAD_QA_COMMIT:-unknown}, set ${SMP_TABLE_SET:-seed}"
   nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
+  teacher=$work/out/dense/model
   train dense minilm-l6 5 &
   dense=$!
-  train smp50 minilm-l6-smp-50 6 &
-  train smp10 minilm-l6-smp-10 6 &
-  wait "$dense"
-  teacher=$work/out/dense/model
-  train smp50kd minilm-l6-smp-50 6 --teacher "$teacher" &
-  train smp10kd minilm-l6-smp-10 6 --teacher "$teacher" &
-  train smp50kdh minilm-l6-smp-50 6 --teacher "$teacher" --distill-hidden 10 &
-  train smp10kdh minilm-l6-smp-10 6 --teacher "$teacher" --distill-hidden 10 &
+  if [ "${SMP_TABLE_SET:-seed}" = ten ]; then
+    names="dense l10 g10 l10kdh g10kdh"
+    ten=(minilm-l6-smp-10 8 --learning-rate 1e-3)
+    train l10 "${ten[@]}" &
+    train g10 "${ten[@]}" --mask-scope global &
+    wait "$dense"
+    train l10kdh "${ten[@]}" --teacher "$teacher" --distill-hidden 10 &
+    train g10kdh "${ten[@]}" --mask-scope global --teacher "$teacher" --distill-hidden 10 &
+    [ -d "$teacher" ] && identity "$teacher"
+  else
+    names="dense smp50 smp10 smp50kd smp10kd smp50kdh smp10kdh"
+    train smp50 minilm-l6-smp-50 6 &
+    train smp10 minilm-l6-smp-10 6 &
+    wait "$dense"
+    train smp50kd minilm-l6-smp-50 6 --teacher "$teacher" &
+    train smp10kd minilm-l6-smp-10 6 --teacher "$teacher" &
+    train smp50kdh minilm-l6-smp-50 6 --teacher "$teacher" --distill-hidden 10 &
+    train smp10kdh minilm-l6-smp-10 6 --teacher "$teacher" --distill-hidden 10 &
+  fi
   wait
   models=()
-  for name in dense smp50 smp10 smp50kd smp10kd smp50kdh smp10kdh; do
+  for name in $names; do
     [ -d "$work/out/$name/model" ] && models+=("$work/out/$name/model")
   done
   if [ ${#models[@]} -gt 0 ] && nvidia-smi > /dev/null 2>&1; then

@@ -11,8 +11,9 @@
 #      with a row for lstm_qa, t5_qa (t5-base size) and mamba_qa (130M size), random weights -> speed.json/.md
 #   2. training features/s at 384 without compile (Trainer baseline at batch 32, plain loop, bert_qa.fused's packed
 #      module at batch 32 and 128) -> train.json; then on the real windows of train-v2.0.json (max length 384,
-#      padded per batch as the job does), Trainer and loops against packed training (PackedSpanTrainer, what
-#      bert_qa's packed_training trains) -> train_real.json
+#      padded per batch as the job does), the Trainer baseline against packed training (PackedSpanTrainer, what
+#      bert_qa's packed_training trains, under the Trainer as the job runs it, and in a plain loop), eager and
+#      with its layers compiled, and the padded module compiled -> train_real.json
 #   3. the inference option sweep without compile (packed eager, transformers' module, graphs, chunked predict, a
 #      token budget) -> sweep.jsonl
 #   4. torch.compile (mode default, the packed module's layers): inference, exact and approximate GELU, with CUDA
@@ -112,8 +113,8 @@ step side-by-side 200 "$PY" -m qa_common.cli benchmark "$BERT" "$DATA" --side-by
 step train 90 "$PY" "${TRAIN[@]}" --variants "trainer,loop+fused+nomask,loop+packed+fused,loop+packed+fused+b128" \
   --out "$OUT/train.json"
 if [ -z "${SUITE_PROFILE:-}" ]; then
-  step train-real 90 "$PY" "${TRAIN[@]}" --data "$TRAIN_DATA" --out "$OUT/train_real.json" \
-    --variants "trainer,loop+fused,loop+packedtrain+fused,loop+packedtrain+fused+b128,loop+pure+packedtrain+fused+b128"
+  step train-real 200 "$PY" "${TRAIN[@]}" --data "$TRAIN_DATA" --out "$OUT/train_real.json" \
+    --variants "trainer,trainer+packedtrain+fused,trainer+packedtrain+fused+compile+b128,loop+packedtrain+fused+compile+b128,loop+fused+compile+b128"
 fi
 step sweep-eager 90 "$PY" "${SWEEP[@]}" --configs "eager,unpacked,graphs,chunk-256,budget-65536"
 # max-autotune added 0.5% for 64 s of autotuning on the H200 (3f88251's README): default mode only.

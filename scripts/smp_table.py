@@ -18,6 +18,7 @@ from pathlib import Path
 COLUMNS = [("EM", "exact", "{:.2f}"), ("F1", "f1", "{:.2f}"), ("HasAns F1", "HasAns_f1", "{:.2f}"),
            ("NoAns EM", "NoAns_exact", "{:.2f}"), ("answer-all HasAns F1", "answer_all_HasAns_f1", "{:.2f}"),
            ("best EM", "best_exact", "{:.2f}"), ("density", "weight_density", "{:.4f}"),
+           ("least / most in a matrix", "weight_density_min_matrix", "{:.3f}"),
            ("non-zero params", "parameters_non_zero", "{:,.0f}"), ("size MB", "model_size_bytes", "mb"),
            ("zip MB", "model_size_zip_bytes", "mb"), ("train s", "train_runtime_s", "{:.0f}")]
 BENCH = [("seq/s b1", "dense_kernels_seq_per_s_b1"), ("seq/s b32", "dense_kernels_seq_per_s_b32"),
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         model_dir = str((Path(params.get("output_dir", "")) / "model").resolve())
         runs.append({"run_name": run.info.run_name, "status": run.info.status, "run_id": run.info.run_id,
                      "params": params, "metrics": metrics, "bench_sparsity": bench.get(model_dir, {})})
-    header = ["run", "status", "KD"] + [c[0] for c in COLUMNS] + [b[0] for b in BENCH]
+    header = ["run", "status", "lr", "mask scope", "KD"] + [c[0] for c in COLUMNS] + [b[0] for b in BENCH]
     print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
     for run in runs:
         params, metrics = run["params"], run["metrics"]
@@ -54,10 +55,13 @@ def main(argv: list[str] | None = None) -> int:
             f"span a={params.get('model.distill_alpha')} T={params.get('model.distill_temperature')}"
             + (f" + hidden x{params['model.distill_hidden']}" if params.get("model.distill_hidden", "0.0")
                not in ("0.0", "0") else ""))
-        cells = [run["run_name"], run["status"], kd]
+        cells = [run["run_name"], run["status"], params.get("learning_rate", ""),
+                 params.get("model.mask_scope", "layer"), kd]
         for _, key, form in COLUMNS:
             value = metrics.get(key)
             cells.append("" if value is None else f"{value / 1e6:.1f}" if form == "mb" else form.format(value))
+            if key == "weight_density_min_matrix" and value is not None:
+                cells[-1] += " / " + form.format(metrics.get("weight_density_max_matrix", float("nan")))
         cells += [f"{run['bench_sparsity'][key]:,.0f}" if key in run["bench_sparsity"] else "" for _, key in BENCH]
         print("| " + " | ".join(cells) + " |")
     if args.out:

@@ -160,3 +160,52 @@ def test_a_2_of_4_pruned_model_saves_2_of_4_weights_and_semi_structured_conversi
         to_semi_structured(model.module)
     with pytest.raises(ValueError, match="apply the masks first"):
         to_semi_structured(smp_model(0.5, "2:4").module)
+
+
+def _kept(model) -> dict[str, float]:
+    return {name: float(layer.mask().mean()) for name, layer in encoder_linears(model.module).items()}
+
+
+def test_global_masks_keep_the_density_over_all_matrices_and_training_moves_weights_between_them(tmp_path):
+    model = smp_model(0.3, mask_scope="global")
+    module = model.module
+    layers = encoder_linears(module)
+    sizes = {name: layer.weight.numel() for name, layer in layers.items()}
+
+    def overall(kept):
+        return sum(kept[name] * sizes[name] for name in kept) / sum(sizes.values())
+
+    first = _kept(model)
+    assert overall(first) == pytest.approx(0.3, abs=1e-4)
+    # scores start relative to each matrix's mean magnitude: the first global mask is near 0.3 in every matrix
+    assert all(abs(kept - 0.3) < 0.1 for kept in first.values())
+    pretrained = {name: p.detach().clone() for name, p in module.named_parameters() if not name.endswith("mask_scores")}
+    examples = learning_examples(16)
+    before = mean_loss(model, examples)
+    train_briefly(model, examples, LearningCheck(steps=40, learning_rate=1e-2))
+    assert mean_loss(model, examples) < before
+    trained = _kept(model)
+    assert overall(trained) == pytest.approx(0.3, abs=1e-4)
+    assert max(abs(trained[name] - first[name]) for name in trained) > 0.01  # weights moved between matrices
+    for name, parameter in module.named_parameters():
+        if name in pretrained and not name.startswith("qa_outputs"):
+            assert torch.equal(parameter, pretrained[name]), f"{name} changed"
+
+    # Scores moved after the last forward (as an optimizer step moves them) count when the masks are applied.
+    boosted = "bert.encoder.layer.1.intermediate.dense"
+    with torch.no_grad():
+        layers[boosted].mask_scores.add_(1e3 / layers[boosted].score_scale)  # above every other score
+    model.finish_training()
+    model.save(tmp_path)
+    figures = model.saved_figures(tmp_path)
+    assert figures["weight_density"] == pytest.approx(0.3, abs=0.01)
+    plain = AutoModelForQuestionAnswering.from_pretrained(tmp_path, use_safetensors=True)
+    assert float((plain.get_submodule(boosted).weight != 0).float().mean()) == 1.0
+    assert figures["weight_density_max_matrix"] == 1.0 and figures["weight_density_min_matrix"] < 0.3
+
+
+def test_the_global_scope_is_checked():
+    with pytest.raises(ValueError, match="mask scope"):
+        smp_model(0.5, "2:4", mask_scope="global")
+    with pytest.raises(ValueError, match="mask_scope"):
+        smp_model(0.5, mask_scope="everywhere")

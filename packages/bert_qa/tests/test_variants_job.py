@@ -47,6 +47,37 @@ def test_a_dense_teacher_then_an_smp_kd_student_taught_by_its_run(tmp_path, monk
         assert key in metrics
 
 
+def test_under_torch_compile_packed_training_compiles_its_layers_and_the_trainer_compiles_nothing(tmp_path,
+                                                                                                  monkeypatch):
+    """The packing around the layers has data-dependent shapes: the job compiles the layers (as the GPU
+    benchmark's packed-training figures do), not the whole training module."""
+    from transformers import Trainer
+
+    from bert_qa.fused import PackedSpanTrainer
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    modes, compiled_whole = [], []
+    # Compiling for real takes minutes on a CPU: record the call and train the eager layers.
+    monkeypatch.setattr(PackedSpanTrainer, "compile_layers", lambda self, mode=None: modes.append(mode))
+    original = Trainer.__init__
+
+    def recording(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        compiled_whole.append(self.args.torch_compile)
+
+    monkeypatch.setattr(Trainer, "__init__", recording)
+    sample = sample_directory()
+    result = run_job("bert_qa", "tiny", {
+        "train_data": str(sample / TRAIN_SAMPLE), "eval_data": str(sample / VALIDATION_SAMPLE),
+        "max_train_examples": 20, "max_eval_examples": 10, "max_steps": 2, "batch_size": 8,
+        "system_metrics": False, "register": False, "benchmark": False, "export_onnx": False,
+        "packed_training": True, "torch_compile": True, "torch_compile_mode": "max-autotune-no-cudagraphs",
+        "output_dir": str(tmp_path / "out")})
+    assert modes == ["max-autotune-no-cudagraphs"] and compiled_whole == [False]
+    assert mlflow.get_run(result["run_id"]).data.params["torch_compile"] == "True"
+
+
 def test_the_job_trains_with_packed_training_and_saves_the_trained_attention(tmp_path, monkeypatch):
     """packed_training through the shared job (HF Trainer, checkpoints, evaluation, save): the saved checkpoint
     is a plain transformers one whose Q/K/V are the trained ones, not the initial weights left behind."""

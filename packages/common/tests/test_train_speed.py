@@ -29,3 +29,11 @@ def test_default_speed_settings_change_nothing_but_the_optimizer_on_a_gpu(tmp_pa
     assert arguments["gradient_checkpointing"] is False and arguments["torch_compile"] is False
     assert "train_sampling_strategy" not in arguments and "group_by_length" not in arguments
     assert _speed_arguments(JobConfig(optim="adamw_torch_fused"))["optim"] == "adamw_torch_fused"
+
+
+def test_a_module_that_compiles_its_own_regions_is_not_compiled_whole() -> None:
+    job = JobConfig(torch_compile=True, torch_compile_mode="max-autotune")
+    assert _speed_arguments(job)["torch_compile"] is True
+    assert _speed_arguments(job)["torch_compile_mode"] == "max-autotune"
+    regional = _speed_arguments(job, compile_module=False)
+    assert regional["torch_compile"] is False and "torch_compile_mode" not in regional

@@ -22,6 +22,8 @@ class BertQAConfig:
     then lowers the density along a cubic to ``density``, reached with ``pruning_cooldown`` of the steps left;
     "constant" masks at ``density`` from the first step (the 2:4 pattern always does).
     ``mask_score_scale`` is how much faster the mask scores move than the head under the one learning rate.
+    ``mask_scope`` "layer" keeps ``density`` of each matrix; "global" keeps the top ``density`` of all the encoder's
+    mask scores together (one threshold), so training can move kept weights between matrices.
     ``teacher`` (a model directory, ``runs:/<id>/model``, a run id or ``models:/<name>@<alias>``) turns on
     knowledge distillation (``bert_qa.distillation``): loss = ``distill_alpha`` x span loss +
     (1 - ``distill_alpha``) x T^2 x KL(teacher || student) at temperature ``distill_temperature``, plus
@@ -51,6 +53,7 @@ class BertQAConfig:
     pruning_warmup: float = 0.1
     pruning_cooldown: float = 0.2
     mask_score_scale: float = 100.0
+    mask_scope: Literal["layer", "global"] = "layer"
     teacher: str | None = None
     distill_alpha: float = 0.5
     distill_temperature: float = 2.0

@@ -252,6 +252,11 @@ class PackedSpanTrainer(nn.Module):
         raise ValueError("packed_training has no gradient checkpointing: set gradient_checkpointing false, or "
                          "packed_training false")
 
+    def compile_layers(self, mode: str | None = None) -> None:
+        """torch.compile the packed module's layers (`PackedBertQA.compile_layers`): the shared job calls this under
+        ``torch_compile`` in place of compiling this whole module, whose packing has data-dependent shapes."""
+        self.packed.compile_layers(mode)
+
     def finish(self) -> None:
         """The trained fused Q/K/V into the transformers module's Q/K/V, which join the rest on its device (the
         Trainer moved only this module's parameters)."""

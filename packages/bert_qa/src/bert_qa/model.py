@@ -101,14 +101,18 @@ class BertQAModel(ExtractiveQAModel):
         self.tokenizer.save_pretrained(directory)
 
     def saved_figures(self, directory: Path) -> dict[str, float]:
-        """Measured from the saved weights: the share of the encoder's linear weights left non-zero, and the
+        """Measured from the saved weights: the share of the encoder's linear weights left non-zero (in all, and the
+        least and most of any one matrix), and the
         weights file's size zip-compressed (zeros compress: the size a pruned model ships at)."""
         from safetensors.torch import load_file
 
         path = Path(directory) / "model.safetensors"
         weights = load_file(str(path))
         names = [f"{name}.weight" for name in encoder_linears(self.module)]
+        per_matrix = [remaining_fraction(weights, [name]) for name in names]
         return {"weight_density": remaining_fraction(weights, names),
+                "weight_density_min_matrix": min(per_matrix, default=1.0),
+                "weight_density_max_matrix": max(per_matrix, default=1.0),
                 "encoder_linear_weights": float(sum(weights[name].numel() for name in names)),
                 "model_size_zip_bytes": float(zip_size(path))}
 
@@ -169,7 +173,7 @@ def build_model(config: BertQAConfig) -> BertQAModel:
     if config.pruning == "smp":
         # Refuses a warmup and cooldown that leave no steps to prune in, before any training starts.
         scheduled_density(0, 1, config.density, warmup=config.pruning_warmup, cooldown=config.pruning_cooldown)
-        add_masks(module, config.density, config.sparsity_pattern, config.mask_score_scale)
+        add_masks(module, config.density, config.sparsity_pattern, config.mask_score_scale, config.mask_scope)
     elif config.pruning != "none":
         raise ValueError(f"unknown pruning {config.pruning!r}; expected 'none' or 'smp'")
     teacher = None

@@ -11,6 +11,12 @@ weights are kept for the first ``warmup`` share of the steps, then the density f
 target, which the last ``cooldown`` share of the steps trains at. That gives the scores a dense phase to learn
 which weights matter before any are dropped.
 
+Which weights count against the density (``mask_scope``): "layer" keeps ``density`` of every matrix; "global"
+keeps the top ``density`` of all the encoder's scores pooled (one threshold, `GlobalBudget`), so the masks can
+give more to the matrices that need it and less to others (as soft movement pruning's and SMP-S's one threshold
+do), the whole encoder still at ``density``. Scores start relative to each matrix's mean magnitude, so the first
+global mask keeps about ``density`` of each matrix too, and training moves weights between them.
+
 ``apply_masks`` then turns each ``MaskedLinear`` back into an ``nn.Linear`` whose weight is ``weight * mask``:
 the pruned model is an ordinary checkpoint, its kept weights bit-for-bit the pretrained ones, its others zero.
 """
@@ -24,6 +30,7 @@ from torch import nn
 
 PATTERNS = ("unstructured", "2:4")
 SCHEDULES = ("constant", "cubic")
+SCOPES = ("layer", "global")
 
 
 class _TopK(torch.autograd.Function):
@@ -40,6 +47,39 @@ class _TopK(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         return grad, None
+
+
+class _AtLeast(torch.autograd.Function):
+    """1 where ``scores`` reach ``threshold``, else 0; the gradient passes straight through."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+        return (scores >= threshold).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
+class GlobalBudget:
+    """One threshold for every ``MaskedLinear`` sharing it (``mask_scope`` "global"): the score above which the top
+    ``density`` share of all their scores lie. Worked out once per forward of the model (`add_masks` hooks the
+    model to forget it before each, since the optimizer moved the scores) and kept for the layers that follow."""
+
+    def __init__(self) -> None:
+        self.layers: list[MaskedLinear] = []
+        self._threshold: tuple[float, torch.Tensor] | None = None
+
+    def forget(self, *_) -> None:
+        self._threshold = None
+
+    @torch.no_grad()
+    def threshold(self, density: float) -> torch.Tensor:
+        if self._threshold is None or self._threshold[0] != density:
+            scores = torch.cat([(layer.mask_scores * layer.score_scale).flatten() for layer in self.layers])
+            kept = max(1, math.ceil(density * scores.numel()))
+            self._threshold = (density, scores.kthvalue(scores.numel() - kept + 1).values)  # the kept-th largest
+        return self._threshold[1]
 
 
 class _TwoOfFour(torch.autograd.Function):
@@ -80,13 +120,17 @@ class MaskedLinear(nn.Module):
         self.current_density = density  # what the forward pass keeps now (the pruning schedule moves it)
         self.pattern = pattern
         self.score_scale = score_scale
+        self.budget: GlobalBudget | None = None  # mask_scope "global": the threshold shared with the other layers
 
     def mask(self, density: float | None = None) -> torch.Tensor:
         """The binary mask at ``density`` (default: the target density)."""
         scores = self.mask_scores * self.score_scale
         if self.pattern == "2:4":
             return _TwoOfFour.apply(scores)
-        return _TopK.apply(scores, self.density if density is None else density)
+        density = self.density if density is None else density
+        if self.budget is not None:
+            return _AtLeast.apply(scores, self.budget.threshold(density))
+        return _TopK.apply(scores, density)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         mask = self.mask(self.current_density if self.training else self.density)
@@ -141,15 +185,28 @@ def _replace(module: nn.Module, name: str, new: nn.Module) -> None:
     setattr(module.get_submodule(parent_name) if parent_name else module, child_name, new)
 
 
-def add_masks(module: nn.Module, density: float, pattern: str = "unstructured", score_scale: float = 100.0) -> None:
+def add_masks(module: nn.Module, density: float, pattern: str = "unstructured", score_scale: float = 100.0,
+              scope: str = "layer") -> None:
     """Make ``module`` (an ``AutoModelForQuestionAnswering``) a Static Model Pruning student, in place: masks on
-    the encoder's linear layers, every pretrained parameter frozen, only mask scores and the QA head trainable."""
+    the encoder's linear layers (``density`` of each, or with ``scope`` "global" of all of them together), every
+    pretrained parameter frozen, only mask scores and the QA head trainable."""
     if not 0.0 < density <= 1.0:
         raise ValueError(f"density must be in (0, 1], not {density}")
     if pattern == "2:4" and density != 0.5:
         raise ValueError(f"2:4 sparsity keeps exactly half the weights: density must be 0.5, not {density}")
+    if scope not in SCOPES:
+        raise ValueError(f"unknown mask scope {scope!r}; expected one of {', '.join(SCOPES)}")
+    if scope == "global" and pattern == "2:4":
+        raise ValueError("the 2:4 pattern keeps 2 of every 4 weights in each row: its mask scope is the layer")
+    budget = GlobalBudget() if scope == "global" else None
     for name, linear in encoder_linears(module).items():
-        _replace(module, name, MaskedLinear(linear, density, pattern, score_scale))
+        masked = MaskedLinear(linear, density, pattern, score_scale)
+        if budget is not None:
+            masked.budget = budget
+            budget.layers.append(masked)
+        _replace(module, name, masked)
+    if budget is not None:
+        module.register_forward_pre_hook(budget.forget)
     head = qa_head(module)
     for name, parameter in module.named_parameters():
         parameter.requires_grad = name.endswith("mask_scores") or any(parameter is p for p in head.parameters())
@@ -166,6 +223,9 @@ def qa_head(module: nn.Module) -> nn.Module:
 def apply_masks(module: nn.Module) -> int:
     """Replace every ``MaskedLinear`` of ``module`` by its pruned ``nn.Linear``, in place; returns how many."""
     masked = {name: child for name, child in module.named_modules() if isinstance(child, MaskedLinear)}
+    for child in masked.values():
+        if child.budget is not None:
+            child.budget.forget()  # scores the optimizer moved since the last forward
     for name, child in masked.items():
         _replace(module, name, child.pruned())
     return len(masked)
@@ -209,6 +269,6 @@ def remaining_fraction(weights: dict[str, torch.Tensor], names: list[str]) -> fl
     return kept / total if total else 1.0
 
 
-__all__ = ["MaskedLinear", "PATTERNS", "SCHEDULES", "add_masks", "apply_masks", "encoder_linears", "has_masks",
-           "is_two_of_four", "qa_head", "remaining_fraction", "scheduled_density", "set_training_density",
-           "to_semi_structured"]
+__all__ = ["GlobalBudget", "MaskedLinear", "PATTERNS", "SCHEDULES", "SCOPES", "add_masks", "apply_masks",
+           "encoder_linears", "has_masks", "is_two_of_four", "qa_head", "remaining_fraction", "scheduled_density",
+           "set_training_density", "to_semi_structured"]

@@ -86,7 +86,9 @@ class QAModel(abc.ABC):
 
     def training_module(self) -> Any:
         """The module the training job hands to HF Trainer: ``module`` itself by default (a wrapper adding a
-        teacher's outputs to the loss under distillation, say). Must return the same object on every call."""
+        teacher's outputs to the loss under distillation, say). Must return the same object on every call. Under
+        the job's ``torch_compile``, a module with a ``compile_layers(mode)`` method compiles its own regions with
+        it, and the Trainer does not compile the module whole."""
         return self.module
 
     def training_callbacks(self) -> list[Any]:

@@ -256,8 +256,9 @@ def extractive_paths(model, plain_model, examples: Sequence[SquadExample], optio
 
 
 def pipeline_path(model_dir: Path, examples: Sequence[SquadExample], settings: SpeedSettings,
-                  max_length: int, doc_stride: int) -> PathFigures:
-    """transformers' QA pipeline on the same questions, here or in a subprocess; "unavailable" says why not."""
+                  max_length: int, doc_stride: int, dtype: str = "bfloat16") -> PathFigures:
+    """transformers' QA pipeline on the same questions, here or in a subprocess, its weights in ``dtype`` on a GPU
+    (ours's precision, so answers compare like for like); "unavailable" says why not."""
     from qa_common.jobs import hf_pipeline_baseline
 
     path = PathFigures("pipeline")
@@ -271,7 +272,7 @@ def pipeline_path(model_dir: Path, examples: Sequence[SquadExample], settings: S
         _reset_peak()
         result = hf_pipeline_baseline.run_pipeline(str(model_dir), records, batch_size=settings.pipeline_batch_size,
                                                    latency_questions=settings.latency_questions,
-                                                   max_seq_len=max_length, doc_stride=doc_stride)
+                                                   max_seq_len=max_length, doc_stride=doc_stride, dtype=dtype)
     elif settings.pipeline_python or settings.pipeline_pythonpath:
         with tempfile.TemporaryDirectory() as scratch:
             data, out = Path(scratch) / "questions.json", Path(scratch) / "result.json"
@@ -284,7 +285,7 @@ def pipeline_path(model_dir: Path, examples: Sequence[SquadExample], settings: S
             command = [settings.pipeline_python or sys.executable, hf_pipeline_baseline.__file__, "--model",
                        str(model_dir), "--data", str(data), "--out", str(out), "--batch-size",
                        str(settings.pipeline_batch_size), "--latency-questions", str(settings.latency_questions),
-                       "--max-seq-len", str(max_length), "--doc-stride", str(doc_stride)]
+                       "--max-seq-len", str(max_length), "--doc-stride", str(doc_stride), "--dtype", dtype]
             finished = subprocess.run(command, env=environment, capture_output=True, text=True)
             if finished.returncode != 0 or not out.exists():
                 path.notes["unavailable"] = (f"pipeline subprocess failed (exit {finished.returncode}): "
@@ -459,7 +460,8 @@ def run_side_by_side(model_spec: str, data: str, *, settings: SpeedSettings, opt
         flops = module_flops(model.module)
         del model, plain
         _reset_peak()
-        paths.append(pipeline_path(directory, examples, settings, s.max_length, s.doc_stride))
+        dtype = {"fp32": "float32", "fp16": "float16"}.get(applied.get("precision", ""), "bfloat16")
+        paths.append(pipeline_path(directory, examples, settings, s.max_length, s.doc_stride, dtype))
     for spec in architectures:
         try:
             paths.append(architecture_path(spec, examples, options, settings))

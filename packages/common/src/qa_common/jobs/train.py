@@ -205,8 +205,9 @@ def _precision_flags(precision: str) -> dict[str, bool]:
     return {"bf16": precision == "bf16", "fp16": precision == "fp16"}
 
 
-def _speed_arguments(job: JobConfig) -> dict[str, Any]:
-    """TrainingArguments of the loop's speed settings: optimizer, length grouping, checkpointing, compile."""
+def _speed_arguments(job: JobConfig, compile_module: bool = True) -> dict[str, Any]:
+    """TrainingArguments of the loop's speed settings: optimizer, length grouping, checkpointing, compile (of the
+    whole module by the Trainer, unless ``compile_module`` is False: the module compiled its own regions)."""
     import torch
     from transformers import TrainingArguments
 
@@ -214,8 +215,8 @@ def _speed_arguments(job: JobConfig) -> dict[str, Any]:
     if optim == "auto":
         optim = "adamw_torch_fused" if torch.cuda.is_available() else "adamw_torch"
     arguments: dict[str, Any] = {"optim": optim, "gradient_checkpointing": job.gradient_checkpointing,
-                                 "torch_compile": job.torch_compile}
-    if job.torch_compile_mode:
+                                 "torch_compile": job.torch_compile and compile_module}
+    if job.torch_compile_mode and compile_module:
         arguments["torch_compile_mode"] = job.torch_compile_mode
     if job.dataloader_workers > 0:
         arguments["dataloader_persistent_workers"] = True
@@ -252,6 +253,12 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
     """Fine-tune ``model.module`` with HF Trainer, resuming from the newest checkpoint in ``checkpoint_dir``."""
     from transformers import Trainer, TrainingArguments
 
+    module = model.training_module()
+    # A training module that compiles its own regions (bert_qa's packed trainer compiles its layers: the packing
+    # around them has data-dependent shapes) does so in place of the Trainer compiling it whole.
+    regional = job.torch_compile and callable(getattr(module, "compile_layers", None))
+    if regional:
+        module.compile_layers(job.torch_compile_mode)
     arguments = TrainingArguments(
         output_dir=str(checkpoint_dir),
         num_train_epochs=job.epochs,
@@ -272,11 +279,11 @@ def train_model(model, data: JobData, job: JobConfig, checkpoint_dir: Path, call
         report_to="none",
         remove_unused_columns=False,
         **_precision_flags(job.precision),
-        **_speed_arguments(job),
+        **_speed_arguments(job, compile_module=not regional),
         **distributed.trainer_arguments(),
     )
     trainer = Trainer(
-        model=model.training_module(),
+        model=module,
         args=arguments,
         train_dataset=model.training_dataset(data.train),
         data_collator=model.data_collator(),
