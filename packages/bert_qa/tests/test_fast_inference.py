@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from bert_qa.fused import PackedBertQA, supports
+from bert_qa.fused import PackedBertQA, computes_in_half, supports
 from qa_common.adapter import get_adapter
 from qa_common.attention import use_unpadded_sdpa
 from qa_common.data.readers import load_squad
@@ -370,6 +370,29 @@ def test_supports_refuses_a_student_with_pruning_masks_and_the_cpu_keeps_transfo
     assert isinstance(plain.packed_module(), PackedBertQA)
     plain.configure_inference(InferenceOptions())  # packed is for CUDA: the CPU runs transformers' module
     assert plain.runner.module is plain.module and not plain.runner.packed
+
+
+def test_varlen_attention_is_only_chosen_for_fp16_or_bf16_compute() -> None:
+    """Varlen flash attention refuses fp32 (the H200 run of `--precision fp32` failed on it): the packed forward
+    takes it only when the module computes in half precision, by its weights or by autocast."""
+    assert computes_in_half(torch.bfloat16) and computes_in_half(torch.float16)
+    assert not computes_in_half(torch.float32, "cpu")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert computes_in_half(torch.float32, "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp32_on_cuda_runs_unpacked_and_the_packed_forward_attends_window_by_window(model, examples) -> None:
+    batch = _real_batch(model, examples)
+    module = model.module.__class__(model.module.config)
+    module.load_state_dict(model.module.state_dict())
+    module = module.to("cuda").eval()
+    tensors = {name: torch.from_numpy(value).cuda() for name, value in batch.items()}
+    real = tensors["attention_mask"].bool()
+    with torch.inference_mode():
+        reference = module(**tensors)
+        start, _ = TorchRunner(PackedBertQA(module), autocast=False, packed=True).logits_tensors(batch)
+    torch.testing.assert_close(start[real].float(), reference.start_logits[real], atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="varlen flash attention needs CUDA")

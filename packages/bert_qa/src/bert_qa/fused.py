@@ -86,6 +86,17 @@ def varlen_attention():
     return varlen_attn
 
 
+HALF = (torch.float16, torch.bfloat16)
+
+
+def computes_in_half(weight_dtype: torch.dtype, device_type: str = "cuda") -> bool:
+    """Whether a module with ``weight_dtype`` weights computes in fp16/bf16 on ``device_type`` (its own dtype, or
+    autocast's): varlen flash attention takes nothing else."""
+    if weight_dtype in HALF:
+        return True
+    return torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) in HALF
+
+
 class PackedLayer(nn.Module):
     def __init__(self, layer: nn.Module, heads: int, hidden_dropout: float = 0.0, attention_dropout: float = 0.0,
                  gelu_epilogue: bool = False):
@@ -223,7 +234,9 @@ class PackedBertQA(nn.Module):
                        position_ids: torch.Tensor, cu_seqlens: torch.Tensor, max_length: int) -> torch.Tensor:
         """(T, 2) start/end logits of the T tokens of windows laid end to end; ``cu_seqlens`` (B + 1) int32
         holds where each window begins (and the total last), ``max_length`` the longest window."""
-        fast = input_ids.device.type == "cuda" and varlen_attention() is not None
+        # Varlen flash attention takes fp16/bf16 only: fp32 (precision fp32, no autocast) attends window by window.
+        fast = (input_ids.device.type == "cuda" and varlen_attention() is not None
+                and computes_in_half(self.words.weight.dtype))
         bounds = None if fast else [int(b) for b in cu_seqlens.tolist()]
         hidden = self._embed(input_ids, token_type_ids, position_ids)
         for layer in self.layers:

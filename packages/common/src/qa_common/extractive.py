@@ -60,7 +60,8 @@ class InferenceOptions:
       by their probabilities within their window, as transformers' QA pipeline does (`qa_common.decoding.spans`).
     - ``packed``: on CUDA, an architecture with a packed module (bert_qa: `bert_qa.fused.PackedBertQA`, fused
       Q/K/V) runs it, and a batch with padding runs unpadded: its real tokens laid end to end, attention by
-      varlen flash attention, so no projection pays for padding (`ExtractiveQAModel.packed_module`).
+      varlen flash attention, so no projection pays for padding (`ExtractiveQAModel.packed_module`); in bf16/fp16
+      only (varlen flash attention takes nothing else), so ``precision`` "fp32" runs the module padded.
     - ``approximate_gelu``: a packed module whose activation is exact (erf) GELU runs the feed-forward's first
       projection and GELU as one cuBLASLt GEMM with a GELU epilogue, the tanh approximation (a model trained
       with tanh GELU gets that epilogue anyway: it is its own activation). On the H200 it took b256 x 384 from
@@ -430,7 +431,12 @@ class ExtractiveQAModel(QAModel):
             applied["attention"] = "sdpa, no mask without padding" if use_unpadded_sdpa(self.module) else \
                 str(getattr(getattr(self.module, "config", None), "_attn_implementation", "module's own"))
         applied["precision"] = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
-        packed = self.packed_module(approximate_gelu=options.approximate_gelu) if cuda and options.packed else None
+        # Varlen flash attention takes fp16/bf16 only: in fp32 the module runs padded batches as it is.
+        half = dtype != torch.float32
+        packed = self.packed_module(approximate_gelu=options.approximate_gelu) if cuda and options.packed and half \
+            else None
+        if cuda and options.packed and not half:
+            applied["packed"] = "off: varlen flash attention takes fp16/bf16, not fp32"
         if packed is not None:
             applied["attention"] = "packed: fused QKV, varlen flash attention for batches with padding"
             if getattr(packed, "gelu_epilogue", False):
